@@ -1,0 +1,100 @@
+"""`activity`: one command, one subcommand per program. Subcommand modules are imported only when chosen, so
+`activity webhook` never pays for the API server's imports."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+# name -> (module with add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("activity.commands.migrate", "create or upgrade the ClickHouse schema (idempotent)"),
+    "webhook": (
+        "ingest.webhook.command",
+        "receive kube-apiserver audit webhooks and publish them to JetStream",
+    ),
+    "consume": (
+        "ingest.consumer.command",
+        "move audit events from JetStream into ClickHouse, acking after insert",
+    ),
+    "apiserver": ("apiserver.command", "serve AuditLogQuery as a Kubernetes aggregated API server"),
+    "loadgen": ("activity.loadgen.command", "send realistic audit webhook traffic to a receiver"),
+    "bench": ("activity.bench.command", "measure our paths against the raw ceilings and print the ratios"),
+}
+
+ENV_PREFIX = "ACTIVITY_"
+
+
+class EnvDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def env_name(option: str) -> str:
+    """`--nats-url` is also read from ACTIVITY_NATS_URL."""
+    return ENV_PREFIX + option.lstrip("-").replace("-", "_").upper()
+
+
+def apply_env_defaults(parser: argparse.ArgumentParser, environ: dict[str, str] | None = None) -> None:
+    """Let every long option default to its ACTIVITY_* environment variable, converted like the flag would be."""
+    environ = dict(os.environ) if environ is None else environ
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or action.dest == "help":
+            continue
+        name = env_name(longs[0])
+        if action.help and action.help is not argparse.SUPPRESS and name not in action.help:
+            action.help += f" [env {name}]"
+        if name not in environ:
+            continue
+        raw = environ[name]
+        value: Any
+        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+            value = raw.lower() in ("1", "true", "yes", "on")
+        elif action.nargs in ("*", "+") or isinstance(action, argparse._AppendAction):
+            value = [action.type(v) if action.type else v for v in raw.split(",") if v]  # type: ignore[operator]
+        else:
+            value = action.type(raw) if callable(action.type) else raw
+        action.default = value
+        action.required = False
+
+
+def load(name: str) -> Command:
+    return importlib.import_module(COMMANDS[name][0])
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="activity",
+        description="Kubernetes audit logs, from kube-apiserver to a kubectl answer.",
+        epilog="Every --flag can also be set with an ACTIVITY_* environment variable "
+        "(--nats-url: ACTIVITY_NATS_URL). Run `activity COMMAND --help` for a command's flags.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text, formatter_class=EnvDefaultsFormatter)
+        if only is None or only == name:
+            load(name).add_arguments(sp)
+            apply_env_defaults(sp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = chosen if chosen in COMMANDS else None
+    args = build_parser(chosen).parse_args(argv)
+    return int(load(args.command).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`activity migrate`: create or upgrade the schema; safe to run on every deploy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from auditlog.config import ConfigError, parse_store_dsn
+from auditlog.schema import Layout, migrate, render_all
+from auditlog.storage import StoreError
+
+DEFAULT_STORE = "chdb://./activity-data/store"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help="store DSN: chdb:///DIR (embedded engine) or http(s)://USER:PASS@HOST:PORT/DATABASE",
+    )
+    parser.add_argument(
+        "--clickhouse-cluster",
+        dest="cluster",
+        default=None,
+        help="ClickHouse cluster name: use ReplicatedReplacingMergeTree and ON CLUSTER (multi-node)",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=int,
+        default=90,
+        help="delete events older than this many days (0 keeps them forever)",
+    )
+    parser.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_only",
+        help="print the SQL for a fresh store instead of applying it (review, or a DBA's run)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = parse_store_dsn(args.store)
+        if args.print_only:
+            for statement in render_all(Layout(config.database, args.cluster), args.retention_days):
+                print(statement + ";\n")
+            return 0
+        print(f"migrating {config.describe()}", file=sys.stderr)
+        report = migrate(
+            config,
+            cluster=args.cluster,
+            retention_days=args.retention_days,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except (ConfigError, StoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a driver error reaching the store: say what failed, not a traceback
+        print(f"error: migration failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    if not report.applied and not report.ttl_changed:
+        print("schema is up to date", file=sys.stderr)
+    return 0

@@ -1,0 +1,59 @@
+"""What makes one audit event storable, decided before it reaches ClickHouse.
+
+A row that ClickHouse cannot derive its columns from would fail the whole insert batch, so everything the
+schema parses strictly (the stage timestamp) is checked here, and the fields the schema reads must have the
+JSON type it expects (a wrong type would silently become an empty value).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from auditlog.fields import STAGES
+
+# DateTime64(6) holds 1900-01-01 .. 2299-12-31.
+_MIN_YEAR, _MAX_YEAR = 1900, 2299
+_OBJECT_FIELDS = ("user", "objectRef", "responseStatus", "annotations")
+_STRING_FIELDS = ("level", "verb", "requestURI", "userAgent")
+
+
+def event_key(event: dict[str, Any]) -> str:
+    """The deduplication key of an event: one per request and stage (JetStream's Nats-Msg-Id too)."""
+    return f"{event['auditID']}-{event['stage']}"
+
+
+def parse_timestamp(value: str) -> datetime:
+    """RFC3339 with any offset, microsecond precision (kube-apiserver writes `2026-11-28T10:00:00.123456Z`)."""
+    stamp = datetime.fromisoformat(value)
+    if stamp.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return stamp
+
+
+def problem(event: Any) -> str | None:
+    """Why `event` cannot be stored, or None when it can."""
+    if not isinstance(event, dict):
+        return f"item is a JSON {type(event).__name__}, not an audit event object"
+    audit_id = event.get("auditID")
+    if not isinstance(audit_id, str) or not audit_id:
+        return "auditID is missing or not a non-empty string"
+    stage = event.get("stage")
+    if stage not in STAGES:
+        return f"stage {stage!r} is not one of {', '.join(STAGES)}"
+    stamp = event.get("stageTimestamp")
+    if not isinstance(stamp, str):
+        return "stageTimestamp is missing or not a string"
+    try:
+        year = parse_timestamp(stamp).year
+    except ValueError:
+        return f"stageTimestamp {stamp[:64]!r} is not an RFC3339 time"
+    if not _MIN_YEAR <= year <= _MAX_YEAR:
+        return f"stageTimestamp year {year} is outside {_MIN_YEAR}-{_MAX_YEAR}"
+    for name in _OBJECT_FIELDS:
+        if name in event and event[name] is not None and not isinstance(event[name], dict):
+            return f"{name} must be an object"
+    for name in _STRING_FIELDS:
+        if name in event and event[name] is not None and not isinstance(event[name], str):
+            return f"{name} must be a string"
+    return None
