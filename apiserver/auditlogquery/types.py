@@ -1,0 +1,56 @@
+"""The AuditLogQuery resource as the query service sees it: what is asked (QuerySpec), what comes back
+(QueryResult) and the operator's limits (QuerySettings). The HTTP layer decodes `spec` into a QuerySpec, calls
+`QueryService.execute(spec, user)` (apiserver.auditlogquery.service) and renders the QueryResult as `status`;
+every user error is an `InvalidQuery` (apiserver.auditlogquery.errors) naming the spec field to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+DEFAULT_START_TIME = "now-24h"
+DEFAULT_END_TIME = "now"
+DEFAULT_LIMIT = 100
+DEFAULT_MAX_PAGE_SIZE = 1000
+DEFAULT_MAX_WINDOW = timedelta(days=30)
+DEFAULT_CURSOR_TTL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """`spec` of an AuditLogQuery, as the user wrote it (empty string / None: not given, the default applies).
+
+    Times are RFC3339 with any offset, `now`, or `now-<n><s|m|h|d|w>`; the window is [start_time, end_time).
+    """
+
+    start_time: str = DEFAULT_START_TIME
+    end_time: str = DEFAULT_END_TIME
+    filter: str = ""  # a CEL expression over the audit-event fields; "" selects everything
+    limit: int | None = None  # None: DEFAULT_LIMIT
+    continue_token: str = ""  # `spec.continue`: the `status.continue` of the previous page
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """`status` of an AuditLogQuery."""
+
+    results_json: bytes  # a JSON array spliced from the stored event_json rows, newest first
+    continue_token: str  # "" when there is no further page
+    effective_start_time: str  # RFC3339, UTC, microseconds: the absolute window actually queried
+    effective_end_time: str
+    count: int  # how many events results_json holds (for metrics and logs; no need to parse the array)
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    """Operator limits (flags --max-page-size, --max-query-window, --cursor-key-file).
+
+    `cursor_key` signs continue tokens; every replica behind one APIService needs the same key, or a page-2
+    request that lands on another replica is refused. `apiserver.auditlogquery.cursor.load_cursor_key` reads it.
+    """
+
+    cursor_key: bytes
+    max_page_size: int = DEFAULT_MAX_PAGE_SIZE
+    max_window: timedelta = DEFAULT_MAX_WINDOW
+    cursor_ttl: timedelta = DEFAULT_CURSOR_TTL
