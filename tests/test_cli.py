@@ -1,0 +1,67 @@
+"""The `activity` command: subcommands, and flags that fall back to ACTIVITY_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from activity.cli import apply_env_defaults, env_name
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", help="NATS server")
+    parser.add_argument("--batch-size", type=int, default=10, help="events per insert")
+    parser.add_argument("--stages", nargs="+", default=["ResponseComplete"], help="stages kept")
+    parser.add_argument("--manage-streams", action="store_true", help="create streams")
+    return parser
+
+
+def test_env_name_follows_flag() -> None:
+    assert env_name("--nats-url") == "ACTIVITY_NATS_URL"
+
+
+def test_env_values_become_typed_defaults_and_flags_still_win() -> None:
+    parser = _parser()
+    apply_env_defaults(
+        parser,
+        {
+            "ACTIVITY_NATS_URL": "nats://nats:4222",
+            "ACTIVITY_BATCH_SIZE": "500",
+            "ACTIVITY_STAGES": "ResponseComplete,Panic",
+            "ACTIVITY_MANAGE_STREAMS": "true",
+        },
+    )
+    args = parser.parse_args([])
+    assert (args.nats_url, args.batch_size, args.stages, args.manage_streams) == (
+        "nats://nats:4222",
+        500,
+        ["ResponseComplete", "Panic"],
+        True,
+    )
+    assert parser.parse_args(["--batch-size", "7"]).batch_size == 7
+    assert "ACTIVITY_BATCH_SIZE" in parser.format_help()
+
+
+def test_migrate_command_runs_twice_cleanly(tmp_path: object) -> None:
+    dsn = f"chdb://{tmp_path}/store"
+    first = subprocess.run(
+        [sys.executable, "-m", "activity.cli", "migrate", "--store", dsn], capture_output=True, text=True, timeout=120
+    )
+    second = subprocess.run(
+        [sys.executable, "-m", "activity.cli", "migrate", "--store", dsn], capture_output=True, text=True, timeout=120
+    )
+    assert first.returncode == 0 and "applying 0001_events" in first.stderr
+    assert second.returncode == 0 and "schema is up to date" in second.stderr
+
+
+def test_bad_store_dsn_is_a_clear_error_not_a_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "activity.cli", "migrate", "--store", "mysql://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown store DSN scheme" in result.stderr and "Traceback" not in result.stderr
