@@ -1,0 +1,133 @@
+"""The AuditLogQuery query: validate the spec, confine it to the caller's scope, read one keyset page, answer.
+
+Following the data: spec → limit, filter (CEL → SQL), window (first page) or cursor (later pages) → one
+`read_page` (dedupe, keyset, scope in SQL) → the stored JSON rows spliced into the results array, and a signed
+cursor for the next page. Every user error is collected into one InvalidQuery so the user sees all of them at
+once, as kubectl prints a Kubernetes validation error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from apiserver.auditlogquery.cursor import Cursor, CursorCodec, check_binding, digest, window_digest
+from apiserver.auditlogquery.errors import FieldError, InvalidQuery
+from apiserver.auditlogquery.filter import SqlFilter, compile_filter
+from apiserver.auditlogquery.scope import scope_of
+from apiserver.auditlogquery.timerange import TimeWindow, resolve_window, to_us
+from apiserver.auditlogquery.types import DEFAULT_LIMIT, QueryResult, QuerySettings, QuerySpec
+from apiserver.auth.user import UserInfo
+from auditlog.reading import PageQuery, read_page
+from auditlog.storage import Store
+
+LIMIT_FIELD = "spec.limit"
+_MATCH_ALL: tuple[str, Mapping[str, Any]] = ("1", {})
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> SqlFilter:
+    """CEL compile + check + translate costs far more than the page read for cheap queries; users page through
+    the same filter, so the translation is cached (errors are not cached: they raise)."""
+    return compile_filter(source)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class QueryService:
+    def __init__(self, store: Store, settings: QuerySettings, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._codec = CursorCodec(settings.cursor_key)
+
+    async def execute(self, spec: QuerySpec, user: UserInfo, *, sql_comment: str = "") -> QueryResult:
+        """One page of events for `user`. Raises InvalidQuery (422) for any spec error, ScopeUnresolved (403)
+        when the caller's scope extras are unusable, StoreError when the store fails.
+        `sql_comment` (e.g. a W3C traceparent) is attached to the SQL for the query log."""
+        scope = scope_of(user)
+        now = self._clock()
+        errors: list[FieldError] = []
+        limit = self._limit(spec.limit, errors)
+        sql_filter = self._filter(spec.filter, errors)
+        window: TimeWindow | None = None
+        cursor: Cursor | None = None
+        try:
+            if spec.continue_token:
+                cursor = self._codec.decode(spec.continue_token)
+                check_binding(
+                    cursor,
+                    spec.continue_token,
+                    now_s=to_us(now) // 1_000_000,
+                    scope=scope,
+                    filter_digest=digest(spec.filter),
+                    window_digest=window_digest(spec.start_time, spec.end_time),
+                    limit=limit,
+                )
+                window = cursor.window  # page 1's absolute window: relative times must not drift
+            else:
+                window = resolve_window(spec.start_time, spec.end_time, now, self._settings.max_window)
+        except InvalidQuery as err:
+            errors.extend(err.errors)
+        if errors:
+            raise InvalidQuery(errors)
+        assert window is not None and limit is not None and sql_filter is not None  # no errors: all resolved
+
+        page = await read_page(
+            self._store,
+            PageQuery(
+                start_us=window.start_us,
+                end_us=window.end_us,
+                limit=limit,
+                where=sql_filter[0],
+                params=sql_filter[1],
+                scope=scope,
+                after=cursor.after if cursor else None,
+            ),
+            sql_comment=sql_comment,
+        )
+        token = ""
+        if page.next_after is not None:
+            token = self._codec.encode(
+                Cursor(
+                    expires_s=int((now + self._settings.cursor_ttl).timestamp()),
+                    scope=scope,
+                    filter_digest=digest(spec.filter),
+                    window_digest=window_digest(spec.start_time, spec.end_time),
+                    limit=limit,
+                    window=window,
+                    after=page.next_after,
+                )
+            )
+        return QueryResult(
+            results_json=b"[" + b",".join(page.events) + b"]",
+            continue_token=token,
+            effective_start_time=window.start,
+            effective_end_time=window.end,
+            count=len(page.events),
+        )
+
+    def _limit(self, requested: int | None, errors: list[FieldError]) -> int | None:
+        if requested is None:
+            return min(DEFAULT_LIMIT, self._settings.max_page_size)
+        if not 1 <= requested <= self._settings.max_page_size:
+            detail = f"must be between 1 and {self._settings.max_page_size} (omit it for {DEFAULT_LIMIT})"
+            errors.append(FieldError(LIMIT_FIELD, "FieldValueInvalid", str(requested), detail))
+            return None
+        return requested
+
+    @staticmethod
+    def _filter(source: str, errors: list[FieldError]) -> tuple[str, Mapping[str, Any]] | None:
+        """The filter as a parameterised SQL condition; a blank filter selects everything."""
+        if not source.strip():
+            return _MATCH_ALL
+        try:
+            compiled = _compiled(source)
+            return compiled.where, compiled.params
+        except InvalidQuery as err:
+            errors.extend(err.errors)
+            return None

@@ -1,0 +1,144 @@
+"""spec.startTime / spec.endTime: the accepted forms, the errors, the window rules and the split hint."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apiserver.auditlogquery.errors import InvalidQuery
+from apiserver.auditlogquery.timerange import (
+    format_duration,
+    format_time,
+    parse_duration,
+    parse_time,
+    resolve_window,
+    to_us,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, 250000, tzinfo=UTC)
+MAX = timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2026-11-28T10:00:00Z", "2026-11-28T10:00:00.000000Z"),
+        ("2026-11-28t10:00:00z", "2026-11-28T10:00:00.000000Z"),
+        ("2026-11-28T10:00:00.5+02:00", "2026-11-28T08:00:00.500000Z"),
+        ("2026-11-28T10:00:00-05:30", "2026-11-28T15:30:00.000000Z"),
+        ("2026-11-28T23:30:00-01:00", "2026-11-29T00:30:00.000000Z"),
+        ("2026-11-28T10:00:00.123456789Z", "2026-11-28T10:00:00.123456Z"),  # nanoseconds truncated
+        ("now", "2026-11-28T12:00:00.250000Z"),
+        ("now-90s", "2026-11-28T11:58:30.250000Z"),
+        ("now-30m", "2026-11-28T11:30:00.250000Z"),
+        ("now-1h", "2026-11-28T11:00:00.250000Z"),
+        ("now-7d", "2026-11-21T12:00:00.250000Z"),
+        ("now-2w", "2026-11-14T12:00:00.250000Z"),
+        ("now-0s", "2026-11-28T12:00:00.250000Z"),
+    ],
+)
+def test_accepted_times(text: str, utc: str) -> None:
+    assert format_time(to_us(parse_time(text, NOW))) == utc
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not a time"),
+        ("yesterday", "not a time"),
+        ("2026-11-28", "not a time"),
+        ("2026-11-28T10:00:00", "not a time"),  # no offset: ambiguous
+        ("2026-11-28 10:00:00Z", "not a time"),
+        ("now+1h", "not a time"),
+        ("now-1y", "not a time"),
+        ("now-5", "not a time"),
+        ("NOW", "not a time"),
+        (" now", "not a time"),
+        ("2026-02-30T00:00:00Z", "not a valid date or time (day is out of range for month)"),
+        ("2026-11-28T24:00:00Z", "not a valid date or time"),
+        ("2026-11-28T10:00:00+25:00", "not a valid date or time (UTC offset +25:00 is out of range)"),
+        ("2026-11-28T10:00:00-02:60", "not a valid date or time (UTC offset -02:60 is out of range)"),
+        ("now-999999999999w", "reaches before year 1"),
+    ],
+)
+def test_rejected_times_say_what_to_write(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        parse_time(text, NOW)
+    if message == "not a time":
+        assert "RFC3339" in str(err.value) and "now-30m" in str(err.value)
+
+
+@given(st.integers(0, 2**55))
+def test_effective_times_read_back_as_the_same_instant(us: int) -> None:
+    assert to_us(parse_time(format_time(us), NOW)) == us
+
+
+def test_window_resolves_against_one_clock_reading() -> None:
+    window = resolve_window("now-1h", "now", NOW, MAX)
+    assert (window.start, window.end) == ("2026-11-28T11:00:00.250000Z", "2026-11-28T12:00:00.250000Z")
+
+
+def test_window_of_exactly_the_maximum_is_accepted() -> None:
+    window = resolve_window("now-30d", "now", NOW, MAX)
+    assert window.end_us - window.start_us == to_us(NOW) - to_us(NOW - MAX)
+
+
+@pytest.mark.parametrize(("start", "end"), [("now", "now"), ("now", "now-1s"), ("2026-11-28T12:00:00Z", "now-1h")])
+def test_end_must_be_after_start(start: str, end: str) -> None:
+    with pytest.raises(InvalidQuery) as err:
+        resolve_window(start, end, NOW, MAX)
+    (error,) = err.value.errors
+    assert error.field == "spec.endTime" and error.value == end and "must be after startTime" in error.detail
+
+
+def test_both_bad_times_are_reported_at_once() -> None:
+    with pytest.raises(InvalidQuery) as err:
+        resolve_window("soon", "later", NOW, MAX)
+    assert [(e.field, e.value) for e in err.value.errors] == [("spec.startTime", "soon"), ("spec.endTime", "later")]
+
+
+def test_window_over_the_maximum_lists_the_windows_to_query() -> None:
+    with pytest.raises(InvalidQuery) as err:
+        resolve_window("2026-01-01T00:00:00Z", "2026-01-02T12:00:00Z", NOW, timedelta(days=1))
+    (error,) = err.value.errors
+    assert error.field == "spec.startTime"
+    assert error.detail == (
+        "the window [2026-01-01T00:00:00.000000Z, 2026-01-02T12:00:00.000000Z) is 1d12h; the maximum is 1d: "
+        "query [2026-01-01T00:00:00.000000Z, 2026-01-02T00:00:00.000000Z) and "
+        "[2026-01-02T00:00:00.000000Z, 2026-01-02T12:00:00.000000Z) separately"
+    )
+
+
+def test_a_very_long_window_lists_the_first_windows_and_counts_the_rest() -> None:
+    with pytest.raises(InvalidQuery) as err:
+        resolve_window("now-365d", "now", NOW, MAX)
+    detail = err.value.errors[0].detail
+    assert detail.startswith("the window [2025-11-28T12:00:00.250000Z, 2026-11-28T12:00:00.250000Z) is 365d;")
+    assert detail.endswith(
+        "[2025-12-28T12:00:00.250000Z, 2026-01-27T12:00:00.250000Z), [2026-01-27T12:00:00.250000Z, "
+        "2026-02-26T12:00:00.250000Z) and 10 more windows of at most 30d"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "delta", "shown"),
+    [
+        ("30d", timedelta(days=30), "30d"),
+        ("90s", timedelta(seconds=90), "1m30s"),
+        ("2w", timedelta(days=14), "14d"),
+        ("36h", timedelta(hours=36), "1d12h"),
+    ],
+)
+def test_durations(text: str, delta: timedelta, shown: str) -> None:
+    assert parse_duration(text) == delta
+    assert format_duration(delta) == shown
+
+
+@pytest.mark.parametrize("text", ["30", "d", "1.5h", "-1d", "1d2h"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
