@@ -1,0 +1,63 @@
+"""Request filters around every handler: turn any failure into a metav1.Status, and bound how long a request may
+take (kube-apiserver's `?timeout=` is honoured up to the server's own limit)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from apiserver.http.status import ApiError, internal_error, method_not_allowed, not_found, status_response
+from apiserver.http.status import timeout as timeout_error
+
+log = logging.getLogger(__name__)
+
+_GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _http_error(request: web.Request, err: web.HTTPException) -> ApiError:
+    """aiohttp's own routing errors, in Status form."""
+    if isinstance(err, web.HTTPMethodNotAllowed):
+        return method_not_allowed(request.method, sorted(err.allowed_methods))
+    if err.status == 404:
+        return not_found()
+    return ApiError(err.status, err.reason.replace(" ", ""), err.text or err.reason, {})
+
+
+@web.middleware
+async def recover(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error becomes a Status; an unexpected one is logged with an ID the user can quote, and its details
+    (stack, SQL) stay in the log."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return status_response(err)
+    except web.HTTPException as err:
+        if err.status < 400:  # redirects are answers, not errors
+            raise
+        return status_response(_http_error(request, err))
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unexpected error serving %s %s (incident %s)", request.method, request.path, incident)
+        return status_response(internal_error(f"unexpected server error (incident {incident}; see the server log)"))
+
+
+def request_timeout(seconds: float) -> Middleware:
+    @web.middleware
+    async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        limit = seconds
+        match = _GO_DURATION.match(request.query.get("timeout", ""))
+        if match:
+            limit = min(limit, float(match[1]) * _UNIT_SECONDS[match[2]])
+        try:
+            async with asyncio.timeout(limit):
+                return await handler(request)
+        except TimeoutError:
+            raise timeout_error(limit) from None
+
+    return bounded
