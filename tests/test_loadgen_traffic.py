@@ -68,6 +68,7 @@ def test_malformed_items_are_all_rejected_and_their_share_is_the_ratio() -> None
     sent = list(items(plan))
     bad = [(item, kind) for item, kind in sent if kind is not None]
     assert all(problem(item) is not None for item, _ in bad)
+    assert len({orjson.dumps(item) for item, _ in bad}) == len(bad), "no two malformed items alike"
     assert all(problem(item) is None for item, kind in sent if kind is None)
     assert 0.17 < len(bad) / len(sent) < 0.23
     assert {kind for _, kind in bad} == set(MALFORMED_KINDS)

@@ -286,13 +286,15 @@ class EventGenerator:
 
 
 def malformed(event: dict[str, Any], kind: str, serial: int) -> Any:
-    """`event` broken the way `kind` (one of MALFORMED_KINDS) says. It gets an auditID of its own, so it can
-    never be mistaken for (or deduplicated against) the valid event it was made from."""
+    """`event` broken the way `kind` (one of MALFORMED_KINDS) says. Each carries its `serial` (in its auditID,
+    or its requestURI when the auditID is what is missing), so no two are alike and none can be mistaken for (or
+    deduplicated against) the valid event it was made from."""
     broken = dict(event, auditID=f"malformed-{serial}")
     if kind == "not an object":
         return f"not an event #{serial}"
     if kind == "auditID missing":
         broken.pop("auditID")
+        broken["requestURI"] = f"{event.get('requestURI', '')}#malformed-{serial}"
     elif kind == "unknown stage":
         broken["stage"] = "Finished"
     elif kind == "stageTimestamp not RFC3339":
