@@ -1,0 +1,33 @@
+"""`activity bench AREA`: measure one area of ours against its raw ceilings and print the table.
+
+Each area is a module of its own exposing `add_arguments(parser)` and `run(args) -> int`, like a subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+
+# area -> (module, one-line help). An area whose module is not in this installation yet is not offered.
+AREAS: dict[str, tuple[str, str]] = {
+    "ingest": (
+        "activity.bench.ingest",
+        "webhook and consumer rates vs raw JetStream publish/pull and raw inserts; consumer RSS with a backlog",
+    ),
+    "query": ("activity.bench.query", "AuditLogQuery latencies over a large stored history"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    areas = parser.add_subparsers(dest="area", metavar="AREA", required=True)
+    for name, (module, help_text) in AREAS.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        sub = areas.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(sub)
+        sub.set_defaults(bench_module=module)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(importlib.import_module(args.bench_module).run(args))
