@@ -1,0 +1,32 @@
+"""Client certificates signed by the client CA: user = CN, groups = O, as Kubernetes reads them."""
+
+from __future__ import annotations
+
+from cryptography.x509.oid import NameOID
+
+from apiserver.auth.authenticate import AuthenticationFailed, Credentials
+from apiserver.auth.trust import CABundleSource, CertificateRejected, verify_client_certificate
+from apiserver.auth.user import UserInfo
+
+
+class ClientCertAuthenticator:
+    """`ca` may be replaced while serving (the ConfigMap poller does, when the cluster rotates it)."""
+
+    def __init__(self, ca: CABundleSource) -> None:
+        self.ca = ca
+
+    async def authenticate(self, credentials: Credentials) -> UserInfo | None:
+        certificate = credentials.peer_certificate
+        bundle = self.ca.current()
+        if certificate is None or bundle is None:
+            return None
+        try:
+            verify_client_certificate(bundle, certificate)
+        except CertificateRejected as e:
+            raise AuthenticationFailed(f"client certificate: {e}") from None
+        subject = certificate.subject
+        common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not common_names or not common_names[0].value:
+            return None
+        groups = tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+        return UserInfo(name=str(common_names[0].value), groups=groups)

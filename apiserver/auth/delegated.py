@@ -1,0 +1,136 @@
+"""Assemble delegated auth from settings: the authenticators in Kubernetes' order, the authorizer, the TLS trust,
+and the configmap watcher. The HTTP layer uses the result through three things: `middleware()`,
+`configure_server_tls(context)` and `close()`.
+
+Sources, as kube's DelegatingAuthenticationOptions decide them: CA flags win; whatever they leave unset comes from
+configmap kube-system/extension-apiserver-authentication, read with the authentication kubeconfig (or the pod's
+service account). A failed lookup stops start-up unless --authentication-tolerate-lookup-failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp.typedefs import Middleware
+
+from apiserver.auth.authconfig import AuthSettings
+from apiserver.auth.authenticate import Authenticator, UnionAuthenticator
+from apiserver.auth.authorize import Authorizer, Mode, SubjectAccessReviewer
+from apiserver.auth.clientcert import ClientCertAuthenticator
+from apiserver.auth.configmap import ConfigMapLookupFailed, ConfigMapWatcher, fetch_configmap
+from apiserver.auth.kubeclient import KubeClient
+from apiserver.auth.kubeconfig import resolve
+from apiserver.auth.middleware import auth_middleware
+from apiserver.auth.requestheader import RequestHeaderAuthenticator
+from apiserver.auth.tls import ClientCATrust
+from apiserver.auth.tokenreview import TokenReviewAuthenticator
+from apiserver.auth.trust import CABundleSource, FileCABundle, SettableCABundle
+
+log = logging.getLogger(__name__)
+
+
+class AuthSetupError(Exception):
+    """Delegated auth cannot start as configured; the message says what to fix."""
+
+
+@dataclass
+class DelegatedAuth:
+    authenticator: UnionAuthenticator
+    authorizer: Authorizer
+    trust: ClientCATrust
+    clients: list[KubeClient] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def middleware(self) -> Middleware:
+        return auth_middleware(self.authenticator, self.authorizer)
+
+    def configure_server_tls(self, context: ssl.SSLContext) -> None:
+        """Request client certificates on `context` and trust the client and request-header CAs (kept current)."""
+        self.trust.install(context)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for client in self.clients:
+            await client.close()
+
+
+def _file_ca(path: Path | None, interval: float) -> FileCABundle | None:
+    try:
+        return FileCABundle(path, interval) if path is not None else None
+    except (OSError, ValueError) as e:
+        raise AuthSetupError(f"cannot load CA file {path}: {e}") from None
+
+
+async def build_delegated_auth(settings: AuthSettings) -> DelegatedAuth:
+    """Must run inside the event loop that will serve (it starts the configmap watcher there)."""
+    try:
+        authn_connection = resolve(settings.authentication_kubeconfig)
+        delegated = settings.authorization_mode is Mode.DELEGATED
+        authz_connection = resolve(settings.authorization_kubeconfig) if delegated else None
+    except ValueError as e:
+        raise AuthSetupError(str(e)) from None
+    clients: list[KubeClient] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    # a CA no flag names is taken from the configmap (and stays empty, so unused, if there is none)
+    client_ca_file = _file_ca(settings.client_ca_file, settings.ca_check_interval)
+    requestheader_ca_file = _file_ca(settings.requestheader_client_ca_file, settings.ca_check_interval)
+    client_ca_map = SettableCABundle() if client_ca_file is None else None
+    requestheader_ca_map = SettableCABundle() if requestheader_ca_file is None else None
+    client_ca: CABundleSource = client_ca_file or client_ca_map or SettableCABundle()
+    requestheader_ca: CABundleSource = requestheader_ca_file or requestheader_ca_map or SettableCABundle()
+    requestheader = RequestHeaderAuthenticator(requestheader_ca, settings.requestheader)
+    authenticators: list[Authenticator] = [requestheader, ClientCertAuthenticator(client_ca)]
+
+    if authn_connection is None:
+        log.warning("no authentication kubeconfig and not in a cluster: bearer tokens (TokenReview) are not accepted")
+        if client_ca_map is not None or requestheader_ca_map is not None:
+            log.warning(
+                "no authentication kubeconfig and not in a cluster: client-certificate / front-proxy authentication "
+                "needs --client-ca-file / --requestheader-client-ca-file"
+            )
+    else:
+        authn_client = KubeClient(authn_connection)
+        clients.append(authn_client)
+        authenticators.append(TokenReviewAuthenticator(authn_client, settings.token_cache_ttl))
+        if client_ca_map is not None or requestheader_ca_map is not None:
+            watcher = ConfigMapWatcher(
+                authn_client, client_ca_map, requestheader if requestheader_ca_map else None, requestheader_ca_map
+            )
+            await _first_lookup(watcher, authn_client, settings.tolerate_lookup_failure)
+            tasks.append(asyncio.create_task(watcher.poll(settings.configmap_poll_interval)))
+
+    reviewer = None
+    if authz_connection is not None:
+        authz_client = KubeClient(authz_connection)
+        clients.append(authz_client)
+        reviewer = SubjectAccessReviewer(authz_client, settings.authorized_ttl, settings.unauthorized_ttl)
+    elif delegated:
+        log.warning("no authorization kubeconfig and not in a cluster: only system:masters and always-allowed paths")
+    return DelegatedAuth(
+        authenticator=UnionAuthenticator(authenticators, settings.anonymous),
+        authorizer=Authorizer(settings.authorization_mode, settings.always_allow_paths, reviewer),
+        trust=ClientCATrust((client_ca, requestheader_ca)),
+        clients=clients,
+        tasks=tasks,
+    )
+
+
+async def _first_lookup(watcher: ConfigMapWatcher, client: KubeClient, tolerate: bool) -> None:
+    try:
+        values = await fetch_configmap(client)
+    except ConfigMapLookupFailed as e:
+        if not tolerate:
+            raise AuthSetupError(f"{e} (or start with --authentication-tolerate-lookup-failure)") from None
+        log.warning("continuing without the authentication configmap (tolerated): %s", e)
+        return
+    if values is not None:
+        watcher.apply(values)
