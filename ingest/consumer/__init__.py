@@ -1,0 +1,1 @@
+"""The JetStream → ClickHouse consumer: pull → screen → batch → insert → ack (see consumer.py for the loop)."""

@@ -1,0 +1,147 @@
+"""`activity consume`: move audit events from the JetStream durable into the store, acking after insert."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from nats.aio.client import Client as NATS
+
+from auditlog.config import ConfigError, StoreConfig, parse_store_dsn
+from auditlog.fields import STAGES
+from auditlog.storage import Store
+from ingest.consumer.consumer import Consumer
+from ingest.consumer.probes import parse_listen, start_probes
+from ingest.consumer.settings import ConsumerSettings, SettingsError
+from ingest.jetstream import connect
+
+log = logging.getLogger("activity.consume")
+D = ConsumerSettings()
+
+
+def _stages(value: str) -> frozenset[str]:
+    return frozenset(s.strip() for s in value.split(",") if s.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", help="NATS server URL")
+    parser.add_argument(
+        "--store", required=True, help="store DSN: chdb:///DIR (embedded engine) or http(s)://USER:PASS@HOST:PORT/DB"
+    )
+    parser.add_argument("--listen", default=None, help="HOST:PORT for /healthz, /readyz and /metrics")
+    parser.add_argument("--stream", default=D.stream, help="JetStream stream holding the audit events")
+    parser.add_argument("--durable", default=D.durable, help="durable consumer name, shared by all replicas")
+    parser.add_argument("--filter-subject", default=D.filter_subject, help="subjects the durable consumes")
+    parser.add_argument(
+        "--stages",
+        type=_stages,
+        default=D.stages,
+        help=f"comma-separated stages to store (of {', '.join(STAGES)}); others are acked and counted",
+    )
+    parser.add_argument("--batch-events", type=int, default=D.batch_events, help="insert after this many messages")
+    parser.add_argument("--batch-bytes", type=int, default=D.batch_bytes, help="insert after this many bytes")
+    parser.add_argument(
+        "--batch-age", type=float, default=D.batch_age_s, help="insert a batch at the latest this many seconds old"
+    )
+    parser.add_argument(
+        "--max-event-bytes", type=int, default=D.max_event_bytes, help="bigger events are dead-lettered"
+    )
+    parser.add_argument(
+        "--max-ack-pending",
+        type=int,
+        default=D.max_ack_pending,
+        help="durable's limit of unacked messages over all replicas (at least --batch-events)",
+    )
+    parser.add_argument(
+        "--ack-wait", type=float, default=D.ack_wait_s, help="seconds before JetStream redelivers an unacked message"
+    )
+    parser.add_argument(
+        "--backoff-max", type=float, default=D.backoff_max_s, help="longest wait between retries of a failing store"
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=D.shutdown_grace_s,
+        help="on SIGTERM, how long to keep retrying a failing store before handing the batch back",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def settings_from(args: argparse.Namespace) -> ConsumerSettings:
+    return ConsumerSettings(
+        stream=args.stream,
+        durable=args.durable,
+        filter_subject=args.filter_subject,
+        stages=frozenset(args.stages),
+        batch_events=args.batch_events,
+        batch_bytes=args.batch_bytes,
+        batch_age_s=args.batch_age,
+        max_event_bytes=args.max_event_bytes,
+        max_ack_pending=args.max_ack_pending,
+        ack_wait_s=args.ack_wait,
+        backoff_max_s=max(args.backoff_max, D.backoff_initial_s),
+        shutdown_grace_s=args.shutdown_grace,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+        config = parse_store_dsn(args.store)
+        listen = parse_listen(args.listen) if args.listen else None
+    except (SettingsError, ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(settings, args.nats_url, config, listen))
+
+
+async def _connect(url: str, stopping: asyncio.Event) -> NATS | None:
+    """nats-py gives up when the very first connection fails; a consumer starting before NATS keeps trying."""
+    while not stopping.is_set():
+        try:
+            return await connect(url, name="activity-consumer")
+        except Exception as err:
+            log.warning("cannot reach NATS at %s yet: %s", url, err)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
+    return None
+
+
+async def serve(settings: ConsumerSettings, nats_url: str, config: StoreConfig, listen: tuple[str, int] | None) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    consumer: Consumer | None = None
+
+    def on_signal() -> None:
+        stopping.set()
+        if consumer is not None:
+            consumer.stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    store = Store(config)
+    try:
+        nc = await _connect(nats_url, stopping)
+        if nc is None:
+            return 0
+        try:
+            consumer = Consumer(settings, nc, store)
+            if stopping.is_set():
+                consumer.stop()
+            runner = await start_probes(consumer, *listen) if listen else None
+            log.info("consuming %s/%s into %s", settings.stream, settings.durable, config.describe())
+            try:
+                await consumer.run()
+            finally:
+                if runner is not None:
+                    await runner.cleanup()
+        finally:
+            await nc.close()
+    finally:
+        store.close()
+    return 0 if consumer.all_flushed else 1

@@ -1,0 +1,235 @@
+"""The consumer loop: pull → screen → batch → (insert → ack, in the background) → pull again.
+
+One batch fills while the previous one is being inserted, so pulling and inserting overlap; a replica holds at
+most two batches unacked. While the store fails, no new pull is made: the failing batch is retried and the
+messages held get +WPI in-progress acks so JetStream does not hand them to another replica meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from auditlog.storage import Store
+from ingest.consumer.batch import Batch
+from ingest.consumer.metrics import ConsumerMetrics
+from ingest.consumer.puller import Ended, Puller, delivery
+from ingest.consumer.screening import Filtered, screen
+from ingest.consumer.settings import ConsumerSettings
+from ingest.consumer.sink import Sink
+from ingest.jetstream import DEAD_LETTER_SETTINGS, StreamSettings, ensure_stream
+
+log = logging.getLogger(__name__)
+
+# A batch this close to its age limit is flushed rather than given a pull request of a few milliseconds.
+_AGE_SLACK_S = 0.005
+
+
+def consumer_config(settings: ConsumerSettings) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=settings.durable,
+        name=settings.durable,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait_s,
+        max_ack_pending=settings.max_ack_pending,
+        filter_subject=settings.filter_subject,
+    )
+
+
+class Consumer:
+    """Moves audit events from a JetStream durable into the store. `run()` until `stop()`."""
+
+    def __init__(
+        self, settings: ConsumerSettings, nc: NATS, store: Store, metrics: ConsumerMetrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ConsumerMetrics()
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._store = store
+        self._sink = Sink(nc, self._js, store, settings, self.metrics)
+        self._puller = Puller(nc, settings.stream, settings.durable, self._receive)
+        self._batch = Batch()
+        self._held: set[Batch] = set()  # batches whose messages are not acked yet
+        self._stopping = asyncio.Event()
+        self._closed = False  # the last batch is handed off: what arrives now is handed back unstored
+        self._late: list[Msg] = []
+        self.all_flushed = True  # False if shutdown gave up on a batch
+
+    def stop(self) -> None:
+        """Stop pulling, flush what is held (retrying a failing store for at most the shutdown grace), return."""
+        if not self._stopping.is_set():
+            log.info("stopping: flushing the current batch")
+            self._stopping.set()
+            self._sink.give_up_at = time.monotonic() + self.settings.shutdown_grace_s
+            self._puller.cancel()
+
+    async def run(self) -> None:
+        if not await self._prepare():
+            return
+        await self._puller.start()
+        helpers = [asyncio.create_task(self._keep_in_progress()), asyncio.create_task(self._poll_info())]
+        try:
+            await self._pull_loop()
+        finally:
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._puller.stop()
+            if self._late:
+                await self._sink.nak(self._late)
+
+    async def ready(self) -> bool:
+        return self._nc.is_connected and await self._store.ping()
+
+    async def _prepare(self) -> bool:
+        """Dead-letter stream and durable consumer exist before the first pull. The events stream is created
+        with defaults only if missing: its owner (the webhook, or NACK) sets its limits."""
+        while True:
+            try:
+                log.info(await ensure_stream(self._js, DEAD_LETTER_SETTINGS))
+                try:
+                    await self._js.stream_info(self.settings.stream)
+                except NotFoundError:
+                    await self._js.add_stream(StreamSettings(name=self.settings.stream).config())
+                    log.info("created stream %s with default limits", self.settings.stream)
+                log.info(await self._ensure_consumer())
+                return True
+            except Exception as err:  # NATS not reachable yet or JetStream still recovering
+                if self._stopping.is_set():
+                    return False
+                log.warning("setting up JetStream failed, retrying: %s", err)
+                await asyncio.sleep(1.0)
+
+    async def _ensure_consumer(self) -> str:
+        wanted = consumer_config(self.settings)
+        try:
+            info = await self._js.consumer_info(self.settings.stream, self.settings.durable)
+        except NotFoundError:
+            await self._js.add_consumer(self.settings.stream, wanted)
+            return f"created durable consumer {self.settings.durable}"
+        have = info.config
+        if (have.max_ack_pending, have.ack_wait, have.filter_subject) == (
+            wanted.max_ack_pending,
+            wanted.ack_wait,
+            wanted.filter_subject,
+        ):
+            return f"durable consumer {self.settings.durable} is up to date"
+        await self._js.add_consumer(self.settings.stream, wanted)
+        return f"updated durable consumer {self.settings.durable}"
+
+    def _receive(self, msg: Msg) -> None:
+        if self._closed:
+            self._late.append(msg)  # arrived after the last pull was cancelled: handed back for another replica
+            return
+        self.metrics.pulled.inc()
+        if msg.reply:
+            where = delivery(msg.reply)
+            if where is not None:
+                if where.delivered > 1:
+                    self.metrics.redelivered.inc()
+                self.metrics.pending.set(where.pending)
+        verdict = screen(msg.data, self.settings.stages, self.settings.max_event_bytes)
+        if isinstance(verdict, Filtered):
+            self.metrics.filtered.labels(verdict.stage).inc()
+        first = not self._batch.held
+        self._batch.add(msg, verdict)
+        if first:  # the batch's age starts now: do not wait out an idle-length pull request
+            self._puller.end_after(self.settings.batch_age_s)
+
+    def _ready(self, batch: Batch, now: float) -> bool:
+        if not batch.held:
+            return False
+        return (
+            batch.byte_full
+            or len(batch) >= self.settings.batch_events
+            or batch.nbytes >= self.settings.batch_bytes
+            or batch.age(now) >= self.settings.batch_age_s - _AGE_SLACK_S
+        )
+
+    async def _pull_loop(self) -> None:
+        flushing: asyncio.Task[bool] | None = None
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            batch = self._batch
+            if self._ready(batch, now):
+                flushing = await self._hand_off(flushing)
+                continue
+            if flushing is not None and not self._sink.healthy:
+                await flushing  # the store is failing: pull nothing more until the batch is in
+                flushing = None
+                continue
+            await self._pull_once(batch, now)
+        self._closed = True
+        if self._batch.held:
+            flushing = await self._hand_off(flushing)
+        if flushing is not None:
+            await flushing
+
+    async def _pull_once(self, batch: Batch, now: float) -> None:
+        s = self.settings
+        expires = s.idle_pull_s if not batch.held else s.batch_age_s - batch.age(now)
+        max_bytes: int | None = s.batch_bytes - batch.nbytes
+        want = s.batch_events - len(batch)
+        outcome = await self._puller.pull(want, expires, max_bytes)
+        if outcome.ended is Ended.BYTES and outcome.delivered == 0:
+            if batch.held:
+                batch.byte_full = True
+            else:  # one message bigger than a whole batch: take it alone, it will be dead-lettered as oversize
+                outcome = await self._puller.pull(1, expires)
+        self.metrics.pulls.labels(outcome.ended.value).inc()
+        if outcome.ended in (Ended.UNAVAILABLE, Ended.LOST, Ended.REFUSED):
+            log.warning("pull ended: %s %s", outcome.ended.value, outcome.description)
+            if "Deleted" in outcome.description or outcome.ended is Ended.UNAVAILABLE:
+                with contextlib.suppress(Exception):
+                    log.info(await self._ensure_consumer())
+            await asyncio.sleep(0.5)  # NATS restarting, or JetStream electing a leader
+
+    async def _hand_off(self, previous: asyncio.Task[bool] | None) -> asyncio.Task[bool]:
+        """Close the current batch and start its flush once the previous one is done (two batches at most)."""
+        batch, self._batch = self._batch, Batch()
+        self._held.add(batch)
+        self.metrics.batch_events.observe(len(batch))
+        self.metrics.batch_bytes.observe(batch.nbytes)
+        self.metrics.batch_age.observe(batch.age(time.monotonic()))
+        if previous is not None:
+            await previous
+        return asyncio.create_task(self._flush(batch))
+
+    async def _flush(self, batch: Batch) -> bool:
+        try:
+            done = await self._sink.flush(batch)
+        finally:
+            self._held.discard(batch)
+        self.all_flushed = self.all_flushed and done
+        return done
+
+    async def _keep_in_progress(self) -> None:
+        every = self.settings.in_progress_after_s
+        while True:
+            await asyncio.sleep(every / 2)
+            now = time.monotonic()
+            for batch in [*self._held, self._batch]:
+                if batch.held and batch.age(now) >= every:
+                    await self._sink.in_progress(batch.messages())
+
+    async def _poll_info(self) -> None:
+        while True:
+            try:
+                info = await self._js.consumer_info(self.settings.stream, self.settings.durable)
+                self.metrics.pending.set(info.num_pending or 0)
+                self.metrics.ack_pending.set(info.num_ack_pending or 0)
+                self.metrics.waiting.set(info.num_waiting or 0)
+            except Exception as err:  # NATS away: the gauges keep their last value
+                log.debug("consumer info: %s", err)
+            await asyncio.sleep(self.settings.info_interval_s)

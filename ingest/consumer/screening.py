@@ -1,0 +1,65 @@
+"""What happens to one pulled message, decided from its payload alone: stored, filtered out, or dead-lettered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+from auditlog.events import problem
+
+# Dead-letter reasons: the label of the dead-lettered metric and the start of the reason header.
+OVERSIZE: Final = "oversize"
+NOT_JSON: Final = "not-json"
+NOT_AUDIT_EVENT: Final = "not-audit-event"
+INSERT_REJECTED: Final = "insert-rejected"
+DEAD_LETTER_REASONS = (OVERSIZE, NOT_JSON, NOT_AUDIT_EVENT, INSERT_REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An event to insert, as compact one-line JSON."""
+
+    json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """A valid event of a stage we do not store."""
+
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """A message that can never be stored; `reason` is one of DEAD_LETTER_REASONS, `detail` says what to fix."""
+
+    reason: str
+    detail: str
+
+    @property
+    def header(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+Verdict = Row | Filtered | Poison
+
+
+def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int) -> Verdict:
+    if len(payload) > max_event_bytes:
+        return Poison(OVERSIZE, f"event is {len(payload)} bytes, over the {max_event_bytes}-byte limit")
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        return Poison(NOT_JSON, str(err))
+    why = problem(event)
+    if why is not None:
+        return Poison(NOT_AUDIT_EVENT, why)
+    if event["stage"] not in stages:
+        return Filtered(event["stage"])
+    # Rows are stored one per line and read back as tab-separated lines: raw whitespace between JSON tokens
+    # (all JSON allows; string contents are escaped) must go. orjson re-dumps compactly.
+    if b"\n" in payload or b"\r" in payload or b"\t" in payload:
+        return Row(orjson.dumps(event))
+    return Row(payload)

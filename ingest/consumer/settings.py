@@ -1,0 +1,68 @@
+"""What the consumer is told at start: the durable to pull from and how to batch. Frozen, checked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditlog.fields import STAGES
+from ingest.jetstream import DURABLE, STREAM, SUBJECT_PREFIX
+
+# Sized by measurement on 2 cores: chdb inserts ~60-90k events/s once a batch holds a few thousand events, and
+# a raw pull of 5000 runs near the pull ceiling; 5000 mean-size events are ~9 MB, so 32 MiB only binds when the
+# batch is full of large RequestResponse events.
+DEFAULT_BATCH_EVENTS = 5000
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+DEFAULT_BATCH_AGE_S = 1.0
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+# Each replica holds at most two batches unacked (one inserting, one filling): room for two replicas.
+DEFAULT_MAX_ACK_PENDING = 4 * DEFAULT_BATCH_EVENTS
+
+
+class SettingsError(ValueError):
+    """A consumer setting that cannot work; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    stream: str = STREAM
+    durable: str = DURABLE
+    filter_subject: str = f"{SUBJECT_PREFIX}.>"
+    stages: frozenset[str] = frozenset({"ResponseComplete"})
+    batch_events: int = DEFAULT_BATCH_EVENTS
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    batch_age_s: float = DEFAULT_BATCH_AGE_S
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_ack_pending: int = DEFAULT_MAX_ACK_PENDING
+    ack_wait_s: float = 30.0  # unacked this long → redelivered; batches held longer get +WPI in-progress acks
+    idle_pull_s: float = 5.0  # how long one pull request waits on an empty stream
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    info_interval_s: float = 5.0  # consumer info poll for the pending / ack-pending gauges
+    shutdown_grace_s: float = 20.0  # on stop, how long to keep retrying a failing insert before giving up
+
+    def __post_init__(self) -> None:
+        unknown = self.stages - set(STAGES)
+        if not self.stages or unknown:
+            raise SettingsError(f"stages must be a non-empty subset of {', '.join(STAGES)}; got {sorted(unknown)}")
+        for name in ("batch_events", "batch_bytes", "max_event_bytes", "max_ack_pending"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        for name in ("batch_age_s", "ack_wait_s", "idle_pull_s", "backoff_initial_s", "info_interval_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        if self.max_ack_pending < self.batch_events:
+            # The server stops delivering at max_ack_pending: a batch could never fill and would wait for its age.
+            raise SettingsError(
+                f"max_ack_pending ({self.max_ack_pending}) must be at least batch_events ({self.batch_events})"
+            )
+        if self.max_event_bytes > self.batch_bytes:
+            raise SettingsError(
+                f"max_event_bytes ({self.max_event_bytes}) must not exceed batch_bytes ({self.batch_bytes})"
+            )
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise SettingsError("backoff_max_s must be at least backoff_initial_s")
+
+    @property
+    def in_progress_after_s(self) -> float:
+        """Held this long, a message gets a +WPI so the server does not hand it to another replica."""
+        return self.ack_wait_s / 3

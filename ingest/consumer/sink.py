@@ -1,0 +1,195 @@
+"""The end of the line for a batch: dead-letter what can never be stored, insert the rest, and only then ack.
+
+A failure that is about the store (down, table missing, too many parts, timeouts) is retried with capped
+exponential backoff, for as long as it takes: nothing is acked, nothing new is pulled. A failure that is about
+the data (ClickHouse could not parse a row that passed our checks) is not retried as is: the chunk is split in
+halves until the rejected rows stand alone, and those are dead-lettered, so one row never blocks the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from auditlog.storage import Store, StoreError
+from ingest.consumer.batch import Batch
+from ingest.consumer.metrics import ConsumerMetrics
+from ingest.consumer.puller import delivery
+from ingest.consumer.screening import INSERT_REJECTED, Poison, Row
+from ingest.consumer.settings import ConsumerSettings
+from ingest.jetstream import MSG_ID_HEADER, SUBJECT_PREFIX, dead_letter, dead_letter_subject
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+A = TypeVar("A")
+SOURCE = "consumer"
+
+# ClickHouse error codes that mean "this data cannot be stored", whatever the state of the store:
+# CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED, ATTEMPT_TO_READ_AFTER_EOF,
+# CANNOT_PARSE_DATE, CANNOT_PARSE_DATETIME, TYPE_MISMATCH, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE,
+# CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE.
+# Anything else (UNKNOWN_TABLE, network, memory, too many parts, ...) is the store's trouble: retried.
+DATA_ERROR_CODES = frozenset({6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 321})
+_CODE = re.compile(r"\bCode: (\d+)\.")
+# What a JetStream publish or a store call raises when the other side is away for now.
+_TRANSIENT = (StoreError, nats.errors.Error, TimeoutError, OSError)
+
+
+def is_data_error(err: StoreError) -> bool:
+    match = _CODE.search(str(err))
+    return match is not None and int(match[1]) in DATA_ERROR_CODES
+
+
+class DataRejected(Exception):
+    """The store refused these rows for their content."""
+
+
+class GaveUp(Exception):
+    """Shutting down, and the store (or NATS) did not come back within the grace time."""
+
+
+class Backoff:
+    """Capped exponential delays with jitter, so replicas retrying together do not stampede the store."""
+
+    def __init__(self, initial: float, cap: float, rng: random.Random) -> None:
+        self._initial, self._cap, self._rng = initial, cap, rng
+        self._attempt = 0
+
+    def next(self) -> float:
+        delay: float = min(self._cap, self._initial * 2.0**self._attempt)
+        self._attempt += 1
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+
+def cluster_of(subject: str) -> str:
+    prefix = SUBJECT_PREFIX + "."
+    return subject[len(prefix) :] if subject.startswith(prefix) and len(subject) > len(prefix) else "unknown"
+
+
+class Sink:
+    def __init__(
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        store: Store,
+        settings: ConsumerSettings,
+        metrics: ConsumerMetrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._nc, self._js, self._store = nc, js, store
+        self._settings, self._metrics = settings, metrics
+        self._rng = rng or random.Random()
+        self.healthy = True  # False while a batch waits for the store or NATS to come back
+        self.give_up_at: float | None = None  # monotonic; set on shutdown to bound the retrying
+
+    async def flush(self, batch: Batch) -> bool:
+        """Store `batch` and ack every message of it; False when given up (the messages are handed back)."""
+        messages = batch.messages()
+        try:
+            poison = [(m, v) for m, v in batch.held if isinstance(v, Poison)]
+            if poison:
+                await self._retrying("dead-letter", self._dead_letter, poison)
+            await self._insert(batch.rows())
+        except GaveUp:
+            log.error("giving up on a batch of %d messages; they will be redelivered", len(messages))
+            await self.nak(messages)
+            return False
+        await self._reply(messages, Msg.Ack.Ack)
+        self._metrics.acked.inc(len(messages))
+        return True
+
+    async def in_progress(self, messages: Sequence[Msg]) -> None:
+        """Tell the server these are still being worked on, so it does not redeliver them elsewhere."""
+        await self._reply(messages, Msg.Ack.Progress)
+
+    async def nak(self, messages: Sequence[Msg]) -> None:
+        """Hand messages back unstored: JetStream redelivers them at once (to another replica, or after restart)."""
+        await self._reply(messages, Msg.Ack.Nak)
+        self._metrics.nacked.inc(len(messages))
+
+    async def _reply(self, messages: Sequence[Msg], ack: bytes) -> None:
+        # Each message is acked on its own: replicas share the durable, so an AckAll could ack theirs.
+        try:
+            for msg in messages:
+                if msg.reply:
+                    await self._nc.publish(msg.reply, ack)
+            await self._nc.flush(timeout=5)
+        except Exception as err:  # disconnected: unacked messages are redelivered, and reads dedupe them
+            log.warning("could not send %d %s: %s", len(messages), ack.decode(), err)
+
+    async def _insert(self, rows: list[tuple[Msg, Row]]) -> None:
+        chunks = deque([rows]) if rows else deque()
+        while chunks:
+            chunk = chunks[0]
+            try:
+                await self._retrying("insert", self._insert_chunk, chunk)
+            except DataRejected as err:
+                chunks.popleft()
+                if len(chunk) == 1:
+                    rejected = [(chunk[0][0], Poison(INSERT_REJECTED, str(err)))]
+                    await self._retrying("dead-letter", self._dead_letter, rejected)
+                else:
+                    half = len(chunk) // 2
+                    chunks.appendleft(chunk[half:])
+                    chunks.appendleft(chunk[:half])
+                continue
+            chunks.popleft()
+
+    async def _insert_chunk(self, chunk: list[tuple[Msg, Row]]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._store.insert_events([row.json for _, row in chunk])
+        except StoreError as err:
+            if is_data_error(err):
+                self._metrics.store_errors.labels("data").inc()
+                raise DataRejected(str(err)[:400]) from err
+            self._metrics.store_errors.labels("transient").inc()
+            raise
+        self._metrics.insert_latency.observe(time.perf_counter() - started)
+        self._metrics.inserted.inc(len(chunk))
+
+    async def _dead_letter(self, poison: Sequence[tuple[Msg, Poison]]) -> None:
+        async def one(msg: Msg, why: Poison) -> None:
+            body, headers = dead_letter(msg.data, reason=why.header, source=SOURCE, original_subject=msg.subject)
+            where = delivery(msg.reply) if msg.reply else None
+            if where is not None:  # a redelivered poison message is dead-lettered once (duplicate window)
+                headers[MSG_ID_HEADER] = f"{SOURCE}-{self._settings.stream}-{where.stream_seq}"
+            await self._js.publish(dead_letter_subject(SOURCE, cluster_of(msg.subject)), body, headers=headers)
+
+        await asyncio.gather(*(one(m, p) for m, p in poison))
+        for _, why in poison:
+            self._metrics.dead_lettered.labels(why.reason).inc()
+
+    async def _retrying(self, what: str, attempt: Callable[[A], Awaitable[T]], arg: A) -> T:
+        backoff = Backoff(self._settings.backoff_initial_s, self._settings.backoff_max_s, self._rng)
+        while True:
+            try:
+                result = await attempt(arg)
+            except _TRANSIENT as err:
+                delay = backoff.next()
+                if self.give_up_at is not None and time.monotonic() + delay > self.give_up_at:
+                    raise GaveUp from err
+                if self.healthy:
+                    log.warning("%s failed, retrying with backoff: %s", what, err)
+                self.healthy = False
+                self._metrics.backing_off.set(1)
+                self._metrics.backoff_seconds.inc(delay)
+                await asyncio.sleep(delay)
+                continue
+            if not self.healthy:
+                log.info("%s works again", what)
+            self.healthy = True
+            self._metrics.backing_off.set(0)
+            return result
