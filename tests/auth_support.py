@@ -217,6 +217,7 @@ async def echo_user(request: web.Request) -> web.Response:
             "groups": list(user.groups),
             "extra": {k: list(v) for k, v in user.extra.items()},
             "identityHeaders": leaked,
+            "body": (await request.read()).decode(),
         }
     )
 
@@ -280,11 +281,12 @@ class AuthWorld:
         cert: tuple[Path, Path] | None = None,
         headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
         method: str = "POST",
+        data: bytes | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """One request on a fresh connection (so each call is its own TLS handshake)."""
         connector = aiohttp.TCPConnector(ssl=self.pki.client_context(cert), force_close=True)
         async with (
             aiohttp.ClientSession(connector=connector) as session,
-            session.request(method, self.url + path, headers=headers) as response,
+            session.request(method, self.url + path, headers=headers, data=data) as response,
         ):
             return response.status, await response.json()

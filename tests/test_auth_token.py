@@ -29,7 +29,7 @@ def fake_with_carol() -> FakeKubeAuthAPI:
 async def test_token_review_user_and_cache(pki: Pki) -> None:
     fake = fake_with_carol()
     async with AuthWorld(pki, fake, authorization_mode=Mode.ALWAYS_ALLOW) as world:
-        status, body = await world.call(headers={"Authorization": "Bearer carol-token"})
+        status, body = await world.call(headers={"Authorization": "Bearer carol-token"}, data=b'{"spec":{}}')
         assert status == 200
         assert body == {
             "name": "carol",
@@ -37,6 +37,7 @@ async def test_token_review_user_and_cache(pki: Pki) -> None:
             "groups": ["devs", "system:authenticated"],
             "extra": {"iam.miloapis.com/parent-type": ["Organization"]},
             "identityHeaders": [],  # the token never reaches the handler
+            "body": '{"spec":{}}',  # the handler still reads the request body
         }
         assert [r["spec"] for r in fake.token_reviews] == [{"token": "carol-token"}]
         status, body = await world.call(headers={"Authorization": "bearer carol-token"})  # scheme is case-insensitive

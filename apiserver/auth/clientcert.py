@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.x509.oid import NameOID
 
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
-from apiserver.auth.trust import CABundleSource, CertificateRejected, verify_client_certificate
+from apiserver.auth.trust import CABundleSource, CertificateRejected, ClientCertificateVerifier
 from apiserver.auth.user import UserInfo
 
 
@@ -14,6 +14,7 @@ class ClientCertAuthenticator:
 
     def __init__(self, ca: CABundleSource) -> None:
         self.ca = ca
+        self._verifier = ClientCertificateVerifier()
 
     async def authenticate(self, credentials: Credentials) -> UserInfo | None:
         certificate = credentials.peer_certificate
@@ -21,7 +22,7 @@ class ClientCertAuthenticator:
         if certificate is None or bundle is None:
             return None
         try:
-            verify_client_certificate(bundle, certificate)
+            self._verifier.verify(bundle, certificate)
         except CertificateRejected as e:
             raise AuthenticationFailed(f"client certificate: {e}") from None
         subject = certificate.subject

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from multidict import MultiMapping
 
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
-from apiserver.auth.trust import CABundleSource, CertificateRejected, verify_client_certificate
+from apiserver.auth.trust import CABundleSource, CertificateRejected, ClientCertificateVerifier
 from apiserver.auth.user import UserInfo
 
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -82,6 +82,7 @@ class RequestHeaderAuthenticator:
 
     def __init__(self, ca: CABundleSource, config: RequestHeaderConfig) -> None:
         self.ca = ca
+        self._verifier = ClientCertificateVerifier()
         self.config = config
 
     async def authenticate(self, credentials: Credentials) -> UserInfo | None:
@@ -90,7 +91,7 @@ class RequestHeaderAuthenticator:
         if certificate is None or bundle is None:
             return None
         try:
-            verify_client_certificate(bundle, certificate)
+            self._verifier.verify(bundle, certificate)
         except CertificateRejected as e:
             raise AuthenticationFailed(f"request-header: {e}") from None
         config = self.config
