@@ -1,0 +1,31 @@
+"""CEL filters of AuditLogQuery: checked by Google's CEL against the field catalogue, run as parameterised SQL."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from apiserver.auditlogquery.errors import FieldError, InvalidQuery
+from apiserver.auditlogquery.filter.compile import check
+from apiserver.auditlogquery.filter.problem import FilterRejected
+from apiserver.auditlogquery.filter.translate import SqlFilter, translate
+
+FILTER_FIELD = "spec.filter"
+MATCH_ALL = SqlFilter("1", MappingProxyType({}))
+
+__all__ = ["FILTER_FIELD", "MATCH_ALL", "SqlFilter", "compile_filter"]
+
+
+def compile_filter(source: str) -> SqlFilter:
+    """The SQL condition selecting exactly the events for which the CEL filter `source` is true.
+
+    A blank filter selects everything. Raises InvalidQuery (a 422 on spec.filter) naming each problem with its
+    line:column: syntax and type errors, a non-bool result, an invalid regex or timestamp, an unsupported construct.
+    """
+    if not source.strip():
+        return MATCH_ALL
+    try:
+        return translate(check(source))
+    except FilterRejected as rejected:
+        raise InvalidQuery(
+            [FieldError(FILTER_FIELD, "FieldValueInvalid", source, p.detail) for p in rejected.problems]
+        ) from None

@@ -1,0 +1,74 @@
+"""Parse and type-check a filter with cel-expr-python (Google's CEL) and hand back the checked AST.
+
+The checker knows every catalogue field with its type, so a typo or a type mismatch is reported with its line and
+column before any SQL exists. It does not insist on a bool result, so that is checked here too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from cel.expr.checked_pb2 import CheckedExpr
+from cel_expr_python import cel
+from google.protobuf import any_pb2
+
+from apiserver.auditlogquery.filter.problem import FilterRejected, Problem
+from apiserver.auditlogquery.filter.schema import environment, schema
+
+MAX_FILTER_LENGTH = 8192  # characters; bounds the checker's and ClickHouse's work for one query
+
+# cel-cpp reports `ERROR: <input>:LINE:COL: message` per problem, then the source line and a caret.
+_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
+_UNDECLARED = re.compile(r"undeclared reference to '([^']*)'")
+
+
+def _hint(message: str) -> str:
+    """Name the closest declared field for a misspelt one."""
+    undeclared = _UNDECLARED.search(message)
+    if undeclared is None:
+        return message
+    message = message.replace(" (in container '')", "")
+    close = difflib.get_close_matches(undeclared.group(1), list(schema().variables), n=1)
+    if close:
+        return f"{message} (did you mean '{close[0]}'?)"
+    return f"{message} (fields: {', '.join(sorted(schema().variables))})"
+
+
+def _problems(err: RuntimeError) -> list[Problem]:
+    text = str(err)
+    found = [Problem(_hint(m.group(3)), int(m.group(1)), int(m.group(2))) for m in _ERROR.finditer(text)]
+    if found:
+        return found
+    if "recursion limit" in text:
+        return [Problem("the filter nests parentheses or calls too deeply; flatten it")]
+    # Anything else from the checker still is about the filter; strip the status code noise.
+    return [Problem(re.sub(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$", "", text))]
+
+
+def check(source: str) -> CheckedExpr:
+    """The checked AST of a bool-valued filter; raises FilterRejected listing every problem the checker found."""
+    if len(source) > MAX_FILTER_LENGTH:
+        raise FilterRejected(
+            [Problem(f"the filter is {len(source)} characters long; the limit is {MAX_FILTER_LENGTH}")]
+        )
+    try:
+        expression = environment().compile(source)
+    except RuntimeError as err:
+        raise FilterRejected(_problems(err)) from None
+    result = expression.return_type()
+    if result != cel.Type.BOOL:
+        raise FilterRejected(
+            [
+                Problem(
+                    f"the filter must be a condition (true or false for each event), not a {result.name().lower()}",
+                    1,
+                    1,
+                )
+            ]
+        )
+    wrapped = any_pb2.Any()
+    wrapped.ParseFromString(expression.serialize())
+    checked = CheckedExpr()
+    wrapped.Unpack(checked)
+    return checked
