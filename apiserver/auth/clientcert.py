@@ -10,21 +10,16 @@ from apiserver.auth.user import UserInfo
 
 
 class ClientCertAuthenticator:
-    """`ca` may be replaced while serving (the ConfigMap poller does, when the cluster rotates it)."""
-
     def __init__(self, ca: CABundleSource) -> None:
-        self.ca = ca
-        self._verifier = ClientCertificateVerifier()
+        self._verifier = ClientCertificateVerifier(ca)
 
     async def authenticate(self, credentials: Credentials) -> UserInfo | None:
-        certificate = credentials.peer_certificate
-        bundle = self.ca.current()
-        if certificate is None or bundle is None:
-            return None
         try:
-            self._verifier.verify(bundle, certificate)
+            certificate = self._verifier.verified(credentials.peer_certificate)
         except CertificateRejected as e:
             raise AuthenticationFailed(f"client certificate: {e}") from None
+        if certificate is None:
+            return None
         subject = certificate.subject
         common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if not common_names or not common_names[0].value:

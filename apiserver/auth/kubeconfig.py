@@ -103,8 +103,8 @@ def _named(items: Any, name: str, kind: str, source: str) -> Mapping[str, Any]:
     raise KubeconfigError(f"{source}: no {kind} named {name!r}")
 
 
-def load_kubeconfig(path: Path, context_name: str | None = None) -> KubeConnection:
-    """Read the current (or named) context of a kubeconfig file; relative paths are relative to the file."""
+def load_kubeconfig(path: Path) -> KubeConnection:
+    """Read the current context of a kubeconfig file; relative paths are relative to the file."""
     source = f"kubeconfig {path}"
     try:
         document = yaml.safe_load(path.read_text())
@@ -113,7 +113,7 @@ def load_kubeconfig(path: Path, context_name: str | None = None) -> KubeConnecti
     if not isinstance(document, Mapping):
         raise KubeconfigError(f"{source}: not a kubeconfig (expected a YAML mapping)")
     base = path.parent
-    name = context_name or document.get("current-context")
+    name = document.get("current-context")
     if name:
         context = _named(document.get("contexts"), str(name), "context", source)
     else:

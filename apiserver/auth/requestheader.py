@@ -78,22 +78,19 @@ def user_from_headers(headers: MultiMapping[str], config: RequestHeaderConfig) -
 
 
 class RequestHeaderAuthenticator:
-    """`ca` and `config` may be replaced while serving (the ConfigMap poller does, when the cluster rotates them)."""
+    """`config` may be replaced while serving (the ConfigMap watcher does, when the cluster changes it)."""
 
     def __init__(self, ca: CABundleSource, config: RequestHeaderConfig) -> None:
-        self.ca = ca
-        self._verifier = ClientCertificateVerifier()
+        self._verifier = ClientCertificateVerifier(ca)
         self.config = config
 
     async def authenticate(self, credentials: Credentials) -> UserInfo | None:
-        certificate = credentials.peer_certificate
-        bundle = self.ca.current()
-        if certificate is None or bundle is None:
-            return None
         try:
-            self._verifier.verify(bundle, certificate)
+            certificate = self._verifier.verified(credentials.peer_certificate)
         except CertificateRejected as e:
             raise AuthenticationFailed(f"request-header: {e}") from None
+        if certificate is None:
+            return None
         config = self.config
         if config.allowed_names:
             common_names = [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]

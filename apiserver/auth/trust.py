@@ -130,18 +130,27 @@ _LEAF_POLICY = verification.ExtensionPolicy.permit_all().require_present(
 
 
 class ClientCertificateVerifier:
-    """Checks peer certificates against a bundle, remembering successes briefly.
+    """Checks peer certificates against the current bundle of a CA source, remembering successes briefly.
 
     A chain check costs ~0.3 ms here and the front proxy presents the same certificate on every request, so a
     verified (bundle version, certificate) pair is trusted for VERIFIED_TTL_SECONDS, and never past its notAfter.
     A rotated bundle has a new fingerprint, so it is checked afresh.
     """
 
-    def __init__(self, ttl: float = VERIFIED_TTL_SECONDS) -> None:
+    def __init__(self, ca: CABundleSource, ttl: float = VERIFIED_TTL_SECONDS) -> None:
+        self._ca = ca
         self._ttl = ttl
         self._verified: TTLCache[bool] = TTLCache()
 
-    def verify(self, bundle: TrustBundle, leaf: x509.Certificate) -> None:
+    def verified(self, certificate: x509.Certificate | None) -> x509.Certificate | None:
+        """The certificate if it verifies; None if there is none or no bundle; CertificateRejected otherwise."""
+        bundle = self._ca.current()
+        if certificate is None or bundle is None:
+            return None
+        self._verify(bundle, certificate)
+        return certificate
+
+    def _verify(self, bundle: TrustBundle, leaf: x509.Certificate) -> None:
         """Raise CertificateRejected unless `leaf` chains to a CA of `bundle` and may be used for client auth.
 
         Python's ssl only hands over the peer's leaf, so intermediates must be in the bundle (they act as anchors).
