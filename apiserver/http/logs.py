@@ -15,6 +15,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from apiserver.auth.middleware import USER_KEY
+
 FORMATS = ("text", "json")
 ACCESS_LOGGER = "apiserver.access"
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a structured field.
@@ -51,7 +53,7 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        user = request.get("user")
+        user = request.get(USER_KEY)
         self.logger.info(
             "%s %s %d",
             request.method,

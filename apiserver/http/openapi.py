@@ -23,10 +23,6 @@ from apiserver.http.status import not_acceptable
 
 JSON = "application/json"
 YAML = "application/yaml"
-# Offered so the advertised media types are honest; protobuf OpenAPI is not served (406 when it is all a
-# client accepts).
-_PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-_PROTOBUF_V3 = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"
 
 Schemas = dict[str, dict[str, Any]]
 
@@ -203,20 +199,21 @@ class OpenApiHandlers:
         return f"/openapi/v3/{self.gv_key}?hash={quote(self.v3.etag)}"
 
     @staticmethod
-    def _require_json(request: web.Request, protobuf: str) -> None:
-        if negotiate(request.headers.get("Accept"), [JSON, protobuf]) != JSON:
+    def _require_json(request: web.Request) -> None:
+        """Only JSON is served (no protobuf OpenAPI): 406 when the client accepts nothing else."""
+        if negotiate(request.headers.get("Accept"), [JSON]) is None:
             raise not_acceptable([JSON])
 
     async def get_v2(self, request: web.Request) -> web.Response:
-        self._require_json(request, _PROTOBUF_V2)
+        self._require_json(request)
         return _answer(request, self.v2)
 
     async def get_v3_root(self, request: web.Request) -> web.Response:
-        self._require_json(request, _PROTOBUF_V3)
+        self._require_json(request)
         return _answer(request, self.v3_root)
 
     async def get_v3_group_version(self, request: web.Request) -> web.Response:
-        self._require_json(request, _PROTOBUF_V3)
+        self._require_json(request)
         wanted = request.query.get("hash")
         if wanted is None:
             return _answer(request, self.v3, {"Cache-Control": "no-cache, private"})

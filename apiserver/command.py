@@ -1,0 +1,117 @@
+"""`activity apiserver`: serve AuditLogQuery as a Kubernetes aggregated API server.
+
+Flags carry the names every aggregated server uses (--secure-port, --tls-cert-file, --client-ca-file,
+--requestheader-*, --authorization-*), so its Deployment reads like any other; each is also an ACTIVITY_* env var.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from apiserver.app import ApiServerSettings, start_apiserver
+from apiserver.auditlogquery.cursor import load_cursor_key
+from apiserver.auditlogquery.timerange import format_duration, parse_duration
+from apiserver.auditlogquery.types import DEFAULT_MAX_PAGE_SIZE, DEFAULT_MAX_WINDOW, QuerySettings
+from apiserver.auth.authconfig import AuthSettings, add_auth_arguments
+from apiserver.http.logs import FORMATS, configure_logging
+from apiserver.http.tracing import load_tracing_configuration
+from auditlog.config import ConfigError, parse_store_dsn
+
+log = logging.getLogger(__name__)
+
+
+def _duration(text: str) -> object:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    serving = parser.add_argument_group("serving")
+    serving.add_argument("--store", required=True, help="store DSN: chdb:///DIR or http(s)://USER:PASS@HOST:PORT/DB")
+    serving.add_argument("--secure-port", type=int, default=6443, help="HTTPS port of the API")
+    serving.add_argument("--bind-address", default="0.0.0.0", help="address to listen on")
+    serving.add_argument(
+        "--tls-cert-file", type=Path, help="serving certificate (PEM, chain allowed); unset: generate a self-signed one"
+    )
+    serving.add_argument("--tls-private-key-file", type=Path, help="private key of --tls-cert-file (PEM)")
+    serving.add_argument(
+        "--metrics-port", type=int, default=9090, help="plain-HTTP port for Prometheus /metrics (-1: off)"
+    )
+    serving.add_argument(
+        "--tracing-config-file",
+        type=Path,
+        help="TracingConfiguration (apiserver.config.k8s.io/v1beta1) file: OTLP endpoint, samplingRatePerMillion",
+    )
+    serving.add_argument("--logging-format", choices=FORMATS, default="text", help="log line format")
+    serving.add_argument(
+        "--request-timeout", type=float, default=60.0, help="seconds before a request is answered 504 Timeout"
+    )
+    query = parser.add_argument_group("queries")
+    query.add_argument(
+        "--max-page-size", type=_positive, default=DEFAULT_MAX_PAGE_SIZE, help="largest spec.limit accepted"
+    )
+    query.add_argument(
+        "--max-query-window",
+        type=_duration,
+        default=DEFAULT_MAX_WINDOW,
+        help=f"longest endTime - startTime accepted, e.g. 30d (default {format_duration(DEFAULT_MAX_WINDOW)})",
+    )
+    query.add_argument(
+        "--cursor-key-file",
+        help="file with the key (>= 32 bytes) that signs continue tokens; the same on every replica. "
+        "Unset: a random key per process",
+    )
+    add_auth_arguments(parser)
+
+
+def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
+    return ApiServerSettings(
+        query=QuerySettings(
+            cursor_key=load_cursor_key(args.cursor_key_file),
+            max_page_size=args.max_page_size,
+            max_window=args.max_query_window,
+        ),
+        auth=AuthSettings.from_args(args),
+        bind_address=args.bind_address,
+        secure_port=args.secure_port,
+        tls_cert_file=args.tls_cert_file,
+        tls_private_key_file=args.tls_private_key_file,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        tracing=load_tracing_configuration(args.tracing_config_file) if args.tracing_config_file else None,
+        request_timeout_seconds=args.request_timeout,
+    )
+
+
+async def serve(settings: ApiServerSettings, dsn: str) -> None:
+    handle = await start_apiserver(settings, parse_store_dsn(dsn))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests")
+    await handle.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.logging_format)
+    try:
+        settings = settings_from_args(args)
+        asyncio.run(serve(settings, args.store))
+    except (ConfigError, ValueError, OSError) as err:
+        log.error("%s", err)
+        return 2
+    return 0

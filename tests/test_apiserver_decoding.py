@@ -1,0 +1,161 @@
+"""Body decoding and strict field checks against the AuditLogQuery schema, content negotiation, and the request
+filters that turn failures into Status answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apiserver.auditlogquery.definitions import AUDIT_LOG_QUERY, schemas
+from apiserver.http.decoding import JSON, YAML, conform, decode
+from apiserver.http.middlewares import recover, request_timeout
+from apiserver.http.negotiation import negotiate
+from apiserver.http.status import ApiError
+
+SCHEMAS = schemas(lambda name: name, max_page_size=1000, max_window=timedelta(days=30))
+SPEC_FIELDS = ("startTime", "endTime", "filter", "limit", "continue")
+
+keys = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=8))
+
+
+def _check(document: Any) -> tuple[Any, Any]:
+    return conform(document, SCHEMAS[AUDIT_LOG_QUERY], SCHEMAS)
+
+
+@given(st.lists(st.tuples(st.one_of(st.sampled_from(SPEC_FIELDS), keys), st.text(max_size=8)), max_size=12))
+def test_unknown_and_duplicate_spec_fields_are_named_exactly(pairs: list[tuple[str, str]]) -> None:
+    """Raw JSON text with any keys, repeated or not: unknown keys and every repeat are reported by path."""
+    members = ",".join(f"{json.dumps(k)}:{json.dumps('2026' if k != 'limit' else 1)}" for k, _ in pairs)
+    document = decode(('{"spec":{' + members + "}}").encode(), JSON)
+    obj, problems = _check(document)
+    names = [k for k, _ in pairs]
+    assert sorted(problems.unknown) == sorted({f"spec.{k}" for k in names if k not in SPEC_FIELDS})
+    expected_repeats = [f"spec.{k}" for i, k in enumerate(names) if k in names[:i]]
+    assert sorted(problems.duplicate) == sorted(expected_repeats)
+    assert set(obj["spec"]) == {k for k in names if k in SPEC_FIELDS}
+
+
+@given(st.dictionaries(st.sampled_from(SPEC_FIELDS), scalars, max_size=5))
+def test_wrong_types_are_reported_and_nulls_are_absent(spec: dict[str, Any]) -> None:
+    obj, problems = _check({"spec": spec})
+    expected_wrong = set()
+    for name, value in spec.items():
+        if value is None:
+            continue
+        fits = isinstance(value, int) and not isinstance(value, bool) if name == "limit" else isinstance(value, str)
+        if not fits:
+            expected_wrong.add(f"spec.{name}")
+    assert {path for path, _, _ in problems.wrong_type} == expected_wrong
+    assert set(obj["spec"]) == {k for k, v in spec.items() if v is not None}
+
+
+def test_nested_unknown_paths_and_free_form_parts() -> None:
+    document = {
+        "metadata": {"name": "q", "labels": {"any": "thing"}, "finalizers": ["a", 3], "colour": "red"},
+        "spec": {"limit": True},
+        "status": {"results": [{"verb": "get", "requestObject": {"anything": 1}}]},
+    }
+    _, problems = _check(document)
+    assert problems.unknown == ["metadata.colour"]
+    assert [(p, t) for p, t, _ in problems.wrong_type] == [
+        ("metadata.finalizers[1]", "string"),
+        ("spec.limit", "integer"),
+    ]
+
+
+def test_yaml_keeps_timestamps_as_strings_and_sees_repeated_keys() -> None:
+    document = decode(b"spec:\n  startTime: 2026-11-28T09:00:00Z\n  limit: 3\n  limit: 4\n", YAML)
+    obj, problems = _check(document)
+    assert obj["spec"] == {"startTime": "2026-11-28T09:00:00Z", "limit": 4}
+    assert problems.duplicate == ["spec.limit"]
+
+
+@pytest.mark.parametrize(("body", "media"), [(b"{", JSON), (b"[1", JSON), (b'{"a": Infinity}', JSON), (b"a: [", YAML)])
+def test_syntax_errors_are_400(body: bytes, media: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        decode(body, media)
+    assert caught.value.code == 400
+    assert caught.value.message.startswith("the request body is not valid")
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "application/json"),
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("application/*", "application/json"),
+        ("application/yaml", "application/yaml"),
+        ("application/yaml;q=0.5, application/json", "application/json"),
+        ("application/json;q=0, application/yaml", "application/yaml"),
+        ("application/vnd.kubernetes.protobuf", None),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io", None),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io, application/json", "application/json"),
+        ("text/html, */*;q=0.1", "application/json"),
+    ],
+)
+def test_negotiation(accept: str | None, expected: str | None) -> None:
+    assert negotiate(accept, ["application/json", "application/yaml"]) == expected
+
+
+@given(st.lists(st.sampled_from(["text/plain", "application/xml", "image/png"]), max_size=3), st.integers(0, 3))
+def test_an_acceptable_offer_is_always_found(others: list[str], position: int) -> None:
+    ranges = list(others)
+    ranges.insert(min(position, len(ranges)), "application/yaml")
+    assert negotiate(", ".join(ranges), ["application/json", "application/yaml"]) == "application/yaml"
+
+
+# --- request filters -------------------------------------------------------------------------------------------
+
+
+async def _client(*routes: web.RouteDef) -> TestClient[web.Request, web.Application]:
+    app = web.Application(middlewares=[recover, request_timeout(60)])
+    app.add_routes(routes)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+async def test_unexpected_errors_are_a_500_status_without_internals(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(_: web.Request) -> web.Response:
+        raise RuntimeError("SELECT secret FROM events WHERE password = 'hunter2'")
+
+    client = await _client(web.get("/broken", broken))
+    try:
+        with caplog.at_level(logging.ERROR):
+            answer = await client.get("/broken")
+            body = await answer.json()
+    finally:
+        await client.close()
+    assert answer.status == 500
+    assert body["kind"] == "Status" and body["reason"] == "InternalError"
+    assert "SELECT" not in json.dumps(body) and "Traceback" not in json.dumps(body)
+    incident = body["message"].split("incident ")[1].split(";")[0]
+    assert any(incident in r.getMessage() and r.exc_info for r in caplog.records)  # the log has the details
+
+
+async def test_requests_past_their_timeout_are_a_504_status() -> None:
+    never = asyncio.Event()
+
+    async def stuck(_: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response()
+
+    client = await _client(web.get("/stuck", stuck))
+    try:
+        answer = await client.get("/stuck", params={"timeout": "10ms"})
+        body = await answer.json()
+    finally:
+        await client.close()
+    assert answer.status == 504
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "Timeout", 504)
