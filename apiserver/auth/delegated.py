@@ -24,7 +24,7 @@ from apiserver.auth.authorize import Authorizer, Mode, SubjectAccessReviewer
 from apiserver.auth.clientcert import ClientCertAuthenticator
 from apiserver.auth.configmap import ConfigMapLookupFailed, ConfigMapWatcher, fetch_configmap
 from apiserver.auth.kubeclient import KubeClient
-from apiserver.auth.kubeconfig import resolve
+from apiserver.auth.kubeconfig import KubeConnection, resolve
 from apiserver.auth.middleware import auth_middleware
 from apiserver.auth.requestheader import RequestHeaderAuthenticator
 from apiserver.auth.tls import ClientCATrust
@@ -62,9 +62,13 @@ class DelegatedAuth:
             await client.close()
 
 
-def _file_ca(path: Path | None, interval: float) -> FileCABundle | None:
+def _ca_source(path: Path | None, interval: float) -> tuple[CABundleSource, SettableCABundle | None]:
+    """The CA a flag names (re-read when its file changes); else a bundle for the configmap to fill, returned twice."""
+    if path is None:
+        from_configmap = SettableCABundle()
+        return from_configmap, from_configmap
     try:
-        return FileCABundle(path, interval) if path is not None else None
+        return FileCABundle(path, interval), None
     except (OSError, ValueError) as e:
         raise AuthSetupError(f"cannot load CA file {path}: {e}") from None
 
@@ -77,16 +81,26 @@ async def build_delegated_auth(settings: AuthSettings) -> DelegatedAuth:
         authz_connection = resolve(settings.authorization_kubeconfig) if delegated else None
     except ValueError as e:
         raise AuthSetupError(str(e)) from None
-    clients: list[KubeClient] = []
-    tasks: list[asyncio.Task[None]] = []
+    auth = DelegatedAuth(UnionAuthenticator(()), Authorizer(), ClientCATrust(()))
+    try:
+        await _assemble(auth, settings, authn_connection, authz_connection)
+    except BaseException:
+        await auth.close()
+        raise
+    return auth
 
+
+async def _assemble(
+    auth: DelegatedAuth,
+    settings: AuthSettings,
+    authn_connection: KubeConnection | None,
+    authz_connection: KubeConnection | None,
+) -> None:
     # a CA no flag names is taken from the configmap (and stays empty, so unused, if there is none)
-    client_ca_file = _file_ca(settings.client_ca_file, settings.ca_check_interval)
-    requestheader_ca_file = _file_ca(settings.requestheader_client_ca_file, settings.ca_check_interval)
-    client_ca_map = SettableCABundle() if client_ca_file is None else None
-    requestheader_ca_map = SettableCABundle() if requestheader_ca_file is None else None
-    client_ca: CABundleSource = client_ca_file or client_ca_map or SettableCABundle()
-    requestheader_ca: CABundleSource = requestheader_ca_file or requestheader_ca_map or SettableCABundle()
+    client_ca, client_ca_map = _ca_source(settings.client_ca_file, settings.ca_check_interval)
+    requestheader_ca, requestheader_ca_map = _ca_source(
+        settings.requestheader_client_ca_file, settings.ca_check_interval
+    )
     requestheader = RequestHeaderAuthenticator(requestheader_ca, settings.requestheader)
     authenticators: list[Authenticator] = [requestheader, ClientCertAuthenticator(client_ca)]
 
@@ -99,29 +113,25 @@ async def build_delegated_auth(settings: AuthSettings) -> DelegatedAuth:
             )
     else:
         authn_client = KubeClient(authn_connection)
-        clients.append(authn_client)
+        auth.clients.append(authn_client)
         authenticators.append(TokenReviewAuthenticator(authn_client, settings.token_cache_ttl))
         if client_ca_map is not None or requestheader_ca_map is not None:
             watcher = ConfigMapWatcher(
                 authn_client, client_ca_map, requestheader if requestheader_ca_map else None, requestheader_ca_map
             )
             await _first_lookup(watcher, authn_client, settings.tolerate_lookup_failure)
-            tasks.append(asyncio.create_task(watcher.poll(settings.configmap_poll_interval)))
+            auth.tasks.append(asyncio.create_task(watcher.poll(settings.configmap_poll_interval)))
 
     reviewer = None
     if authz_connection is not None:
         authz_client = KubeClient(authz_connection)
-        clients.append(authz_client)
+        auth.clients.append(authz_client)
         reviewer = SubjectAccessReviewer(authz_client, settings.authorized_ttl, settings.unauthorized_ttl)
-    elif delegated:
+    elif settings.authorization_mode is Mode.DELEGATED:
         log.warning("no authorization kubeconfig and not in a cluster: only system:masters and always-allowed paths")
-    return DelegatedAuth(
-        authenticator=UnionAuthenticator(authenticators, settings.anonymous),
-        authorizer=Authorizer(settings.authorization_mode, settings.always_allow_paths, reviewer),
-        trust=ClientCATrust((client_ca, requestheader_ca)),
-        clients=clients,
-        tasks=tasks,
-    )
+    auth.authenticator = UnionAuthenticator(authenticators, settings.anonymous)
+    auth.authorizer = Authorizer(settings.authorization_mode, settings.always_allow_paths, reviewer)
+    auth.trust = ClientCATrust((client_ca, requestheader_ca))
 
 
 async def _first_lookup(watcher: ConfigMapWatcher, client: KubeClient, tolerate: bool) -> None:
