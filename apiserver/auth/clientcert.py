@@ -1,7 +1,12 @@
-"""Client certificates signed by the client CA: user = CN, groups = O, as Kubernetes reads them."""
+"""Client certificates signed by the client CA: user = CN, groups = O, as Kubernetes reads them.
+
+`ClientCertAuthenticator` is also the base of the request-header authenticator, which checks the certificate the
+same way and then reads the identity from headers instead of the certificate.
+"""
 
 from __future__ import annotations
 
+from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
@@ -10,6 +15,8 @@ from apiserver.auth.user import UserInfo
 
 
 class ClientCertAuthenticator:
+    label = "client certificate"
+
     def __init__(self, ca: CABundleSource) -> None:
         self._verifier = ClientCertificateVerifier(ca)
 
@@ -17,9 +24,10 @@ class ClientCertAuthenticator:
         try:
             certificate = self._verifier.verified(credentials.peer_certificate)
         except CertificateRejected as e:
-            raise AuthenticationFailed(f"client certificate: {e}") from None
-        if certificate is None:
-            return None
+            raise AuthenticationFailed(f"{self.label}: {e}") from None
+        return None if certificate is None else self.identify(certificate, credentials)
+
+    def identify(self, certificate: x509.Certificate, credentials: Credentials) -> UserInfo | None:
         subject = certificate.subject
         common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if not common_names or not common_names[0].value:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import unquote
 
+from cryptography import x509
 from cryptography.x509.oid import NameOID
 from multidict import MultiMapping
 
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
-from apiserver.auth.trust import CABundleSource, CertificateRejected, ClientCertificateVerifier
+from apiserver.auth.clientcert import ClientCertAuthenticator
+from apiserver.auth.trust import CABundleSource
 from apiserver.auth.user import UserInfo
 
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -77,20 +79,16 @@ def user_from_headers(headers: MultiMapping[str], config: RequestHeaderConfig) -
     )
 
 
-class RequestHeaderAuthenticator:
+class RequestHeaderAuthenticator(ClientCertAuthenticator):
     """`config` may be replaced while serving (the ConfigMap watcher does, when the cluster changes it)."""
 
+    label = "request-header"
+
     def __init__(self, ca: CABundleSource, config: RequestHeaderConfig) -> None:
-        self._verifier = ClientCertificateVerifier(ca)
+        super().__init__(ca)
         self.config = config
 
-    async def authenticate(self, credentials: Credentials) -> UserInfo | None:
-        try:
-            certificate = self._verifier.verified(credentials.peer_certificate)
-        except CertificateRejected as e:
-            raise AuthenticationFailed(f"request-header: {e}") from None
-        if certificate is None:
-            return None
+    def identify(self, certificate: x509.Certificate, credentials: Credentials) -> UserInfo | None:
         config = self.config
         if config.allowed_names:
             common_names = [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
