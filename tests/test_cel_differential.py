@@ -220,6 +220,17 @@ CORPUS = [
     "user.groups == ['a', 'a', 'b']",
     "user.groups != []",
     "sourceIPs == user.groups",
+    # errors inside comprehensions, bool equality and sizes
+    "user.groups.exists(g, has(objectRef.name) && g != '')",
+    "user.groups.exists_one(g, annotations[g] == '')",
+    "sourceIPs.exists_one(ip, annotations[ip] == '' || ip == '::1')",
+    "!sourceIPs.all(ip, annotations[ip] != 'x')",
+    "annotations['k'] in user.groups",
+    "user.groups[5] == 'a' || !(user.groups[5] == 'a')",
+    "'a' in user.groups && user.groups.exists_one(g, g == 'b')",
+    "(annotations['k'] == '') == (verb == 'get')",
+    "(stageTimestamp > timestamp('2026-11-28T09:00:00.2Z')) != (verb == 'get')",
+    "size(user.groups[0]) > 14",
 ]
 
 
@@ -236,6 +247,28 @@ def test_corpus_filters_discriminate(dataset: Dataset) -> None:
     """The corpus is only a proof if its filters split the events: most select some but not all of them."""
     proper = sum(0 < len(dataset.sql_selects(source)) < len(dataset.events) for source in CORPUS)
     assert proper >= 0.8 * len(CORPUS)
+
+
+SUB_MICROSECOND = [
+    "stageTimestamp > timestamp('2026-11-28T09:00:30.0000005Z')",
+    "stageTimestamp >= timestamp('2026-11-28T09:00:30.000001001Z')",
+    "stageTimestamp < timestamp('2026-11-28T09:00:30.000001001Z')",
+    "stageTimestamp <= timestamp('2026-11-28T09:00:30.000000999Z')",
+    "stageTimestamp == timestamp('2026-11-28T09:00:30.000001001Z') || verb == 'get'",
+    "stageTimestamp != timestamp('2026-11-28T09:00:30.000001001Z') && verb == 'list'",
+    "stageTimestamp - duration('1ns') < timestamp('2026-11-28T09:00:30.000001Z')",
+    "stageTimestamp + duration('999ns') <= timestamp('2026-11-28T09:00:30.000001998Z')",
+]
+
+
+@pytest.mark.parametrize("source", SUB_MICROSECOND)
+def test_sub_microsecond_literals_keep_cel_precision(dataset: Dataset, source: str) -> None:
+    """CEL timestamps have nanoseconds, the column microseconds: the bound is rounded so that the answer is
+    unchanged. cel-python holds timestamps as Python datetimes and truncates such literals, so cel-cpp, which
+    keeps nanoseconds, is the reference here."""
+    by_sql = dataset.sql_selects(source)
+    assert by_sql == selected(CelCppFilter(source), dataset.cel_cpp)
+    assert 0 < len(by_sql) < len(dataset.events)
 
 
 # --- generated filters ---

@@ -57,6 +57,7 @@ _STRING_FUNCTIONS = {
     "contains": "position({0}, {1}) > 0",
 }
 _PARAM_TYPES = {"string": "String", "int": "Int64"}
+_MACROS_ONLY = "only the exists(), all() and exists_one() macros are supported (not map() or filter())"
 _EXAMPLES = {"timestamp": "2026-01-01T00:00:00Z", "duration": "1h"}
 
 
@@ -315,7 +316,7 @@ class _Translator:
             self._fail(expr, "two-variable comprehensions are not supported")
         macro, predicate = self._macro(comp)
         if macro is None or predicate is None:
-            self._fail(expr, "only the exists(), all() and exists_one() macros are supported over lists")
+            self._fail(expr, _MACROS_ONLY)
         source = self.value(comp.iter_range)
         if source.kind == "map":
             source = Val(f"mapKeys({source.sql})", "list", source.requires)
@@ -418,6 +419,10 @@ class _Translator:
             return self._list(expr)
         if kind == "call_expr":
             return self._call_value(expr)
+        if kind == "comprehension_expr":
+            self._fail(expr, _MACROS_ONLY)
+        if kind == "struct_expr":
+            self._fail(expr, "map and object literals are not supported; use lists of strings or ints")
         self._fail(expr, "this expression is not supported here")
 
     def _list(self, expr: Expr) -> Val:
