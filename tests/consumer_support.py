@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -20,11 +21,20 @@ from nats.js.errors import NotFoundError
 from webhook_support import stored
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
+from auditlog.events import event_key
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store
 from ingest.consumer.consumer import Consumer
 from ingest.consumer.settings import ConsumerSettings
-from ingest.jetstream import DEAD_LETTER_STREAM, DURABLE, STREAM, StreamSettings, ensure_stream, events_subject
+from ingest.jetstream import (
+    DEAD_LETTER_STREAM,
+    DURABLE,
+    MSG_ID_HEADER,
+    STREAM,
+    StreamSettings,
+    ensure_stream,
+    events_subject,
+)
 
 CLUSTER = "test-1"
 # Small batches and short waits so each scenario crosses several batches within seconds.
@@ -55,11 +65,22 @@ async def events_stream(nc: NATS) -> None:
 
 
 async def publish(nc: NATS, payloads: Sequence[bytes | dict[str, Any]], cluster: str = CLUSTER) -> None:
-    """Publish to the events stream and wait for every PubAck (a durable write), 500 in flight."""
+    """Publish to the events stream and wait for every PubAck (a durable write), 500 in flight. Events carry
+    Nats-Msg-Id like the webhook sends them, so a chunk re-sent after a NATS restart is stored once."""
     js = nc.jetstream()
-    data = [p if isinstance(p, bytes) else orjson.dumps(p) for p in payloads]
-    for start in range(0, len(data), 500):
-        await asyncio.gather(*(js.publish(events_subject(cluster), d) for d in data[start : start + 500]))
+    messages = [
+        (orjson.dumps(p), {MSG_ID_HEADER: event_key(p)}) if isinstance(p, dict) else (p, None) for p in payloads
+    ]
+    for start in range(0, len(messages), 500):
+        chunk = messages[start : start + 500]
+        for attempt in range(20):
+            try:
+                await asyncio.gather(*(js.publish(events_subject(cluster), d, headers=h) for d, h in chunk))
+                break
+            except nats.errors.Error:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)  # JetStream still recovering after a restart
 
 
 async def eventually(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> None:

@@ -1,0 +1,151 @@
+"""The consumer's pure parts: screening a payload, reading a JetStream reply subject, settings and flags,
+telling a data error from a store outage, and the backoff."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activity.cli import apply_env_defaults, build_parser
+from activity.loadgen.events import EventGenerator
+from auditlog.storage import StoreError
+from ingest.consumer.command import add_arguments, settings_from
+from ingest.consumer.puller import Delivery, delivery
+from ingest.consumer.screening import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, Filtered, Poison, Row, screen
+from ingest.consumer.settings import ConsumerSettings, SettingsError
+from ingest.consumer.sink import Backoff, cluster_of, is_data_error
+
+STAGES = frozenset({"ResponseComplete"})
+EVENTS = list(EventGenerator().events(20))
+COMPLETE = [e for e in EVENTS if e["stage"] == "ResponseComplete"]
+
+
+def test_a_compact_event_of_a_stored_stage_is_stored_byte_for_byte() -> None:
+    payload = orjson.dumps(COMPLETE[0])
+    assert screen(payload, STAGES, 1 << 20) == Row(payload)
+
+
+def test_other_stages_are_filtered() -> None:
+    received = next(e for e in EVENTS if e["stage"] == "RequestReceived")
+    assert screen(orjson.dumps(received), STAGES, 1 << 20) == Filtered("RequestReceived")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "says"),
+    [
+        (b"{oops", NOT_JSON, "unexpected"),
+        (b"\xff\xfe", NOT_JSON, "utf-8"),
+        (b'"an event"', NOT_AUDIT_EVENT, "not an audit event"),
+        (orjson.dumps({**COMPLETE[0], "auditID": ""}), NOT_AUDIT_EVENT, "auditID"),
+        (orjson.dumps({k: v for k, v in COMPLETE[0].items() if k != "stageTimestamp"}), NOT_AUDIT_EVENT, "stageT"),
+        (orjson.dumps({**COMPLETE[0], "stage": "Done"}), NOT_AUDIT_EVENT, "stage"),
+        (orjson.dumps({**COMPLETE[0], "pad": "x" * 5000}), OVERSIZE, "over the 4096-byte limit"),
+    ],
+)
+def test_poison_says_why(payload: bytes, reason: str, says: str) -> None:
+    verdict = screen(payload, STAGES, 4096)
+    assert isinstance(verdict, Poison)
+    assert verdict.reason == reason
+    assert says.lower() in verdict.detail.lower()
+    assert verdict.header.startswith(reason + ": ")
+
+
+whitespace = st.sampled_from([" ", "\n", "\t", "\r\n", "\r"])
+
+
+@given(
+    event=st.sampled_from(COMPLETE),
+    extra=st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=4),
+    pad=whitespace,
+)
+def test_any_json_layout_is_stored_as_one_compact_line_with_the_same_content(
+    event: dict[str, object], extra: dict[str, str], pad: str
+) -> None:
+    full = {**event, "extra": extra}
+    # Pretty-print with arbitrary whitespace between tokens, as a hand-written or other producer might.
+    layout = orjson.dumps(full, option=orjson.OPT_INDENT_2).decode().replace("\n", pad + "\n").encode()
+    verdict = screen(layout, STAGES, 1 << 20)
+    assert isinstance(verdict, Row)
+    assert b"\n" not in verdict.json and b"\r" not in verdict.json and b"\t" not in verdict.json
+    assert orjson.loads(verdict.json) == full
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_get_a_verdict(payload: bytes) -> None:
+    verdict = screen(payload, STAGES, 200)
+    if len(payload) > 200:
+        assert verdict == Poison(OVERSIZE, f"event is {len(payload)} bytes, over the 200-byte limit")
+    else:
+        assert isinstance(verdict, Poison)  # random bytes are never a valid audit event
+
+
+def test_reply_subjects_give_sequence_deliveries_and_pending() -> None:
+    v1 = "$JS.ACK.AUDIT_EVENTS.activity-clickhouse.3.1042.977.1795894125868837000.12"
+    assert delivery(v1) == Delivery(stream_seq=1042, delivered=3, pending=12)
+    v2 = "$JS.ACK.hub.ACCHASH.AUDIT_EVENTS.activity-clickhouse.1.7.6.1795894125868837000.0.a1b2c3"
+    assert delivery(v2) == Delivery(stream_seq=7, delivered=1, pending=0)
+    assert delivery("_INBOX.abc.1") is None
+    assert delivery("$JS.ACK.S.C.x.1.1.1.1") is None
+
+
+def test_clickhouse_parse_errors_are_data_errors_and_the_rest_outages() -> None:
+    assert is_data_error(StoreError("DatabaseError: Code: 41. DB::Exception: Cannot read DateTime"))
+    assert is_data_error(StoreError("Code: 27. DB::Exception: Cannot parse input"))
+    assert not is_data_error(StoreError("DatabaseError: Code: 60. DB::Exception: Table audit.events does not exist"))
+    assert not is_data_error(StoreError("OperationalError: connection refused"))
+
+
+@given(st.floats(0.01, 1.0), st.floats(1.0, 30.0), st.integers(0, 2**32))
+def test_backoff_grows_to_its_cap_with_jitter(initial: float, cap: float, seed: int) -> None:
+    backoff = Backoff(initial, cap, random.Random(seed))
+    for attempt in range(40):
+        ceiling = min(cap, initial * 2**attempt)
+        assert ceiling / 2 <= backoff.next() <= ceiling
+
+
+def test_cluster_comes_from_the_subject() -> None:
+    assert cluster_of("audit.k8s.prod-1") == "prod-1"
+    assert cluster_of("audit.k8s.eu.prod") == "eu.prod"
+    assert cluster_of("elsewhere") == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"batch_events": 500, "max_ack_pending": 100}, "max_ack_pending (100) must be at least batch_events (500)"),
+        ({"stages": frozenset({"Finished"})}, "['Finished']"),
+        ({"stages": frozenset()}, "non-empty"),
+        ({"max_event_bytes": 10, "batch_bytes": 5}, "must not exceed batch_bytes"),
+        ({"batch_age_s": 0}, "batch_age_s must be positive"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(changes: dict[str, object], says: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(says)):
+        ConsumerSettings(**changes)  # type: ignore[arg-type]
+
+
+def test_defaults_are_consistent() -> None:
+    d = ConsumerSettings()
+    assert d.max_ack_pending >= 2 * d.batch_events  # a replica holds a batch inserting and one filling
+    assert d.max_event_bytes <= d.batch_bytes
+
+
+def test_flags_and_environment_make_the_settings() -> None:
+    parser = build_parser("consume")
+    args = parser.parse_args(["consume", "--store", "chdb:///x", "--stages", "ResponseComplete,Panic"])
+    settings = settings_from(args)
+    assert settings.stages == frozenset({"ResponseComplete", "Panic"})
+    assert settings == ConsumerSettings(stages=settings.stages)  # every other flag defaults to the settings'
+
+    consume = argparse.ArgumentParser()
+    add_arguments(consume)
+    apply_env_defaults(consume, {"ACTIVITY_BATCH_EVENTS": "800", "ACTIVITY_STAGES": "Panic"})
+    args = consume.parse_args(["--store", "chdb:///x"])
+    assert settings_from(args).batch_events == 800
+    assert settings_from(args).stages == frozenset({"Panic"})
