@@ -1,9 +1,9 @@
 """Wiring: the layers of the API server, outermost first, and the listeners that serve them.
 
-TLS → metrics → tracing → panic recovery → timeout → authentication/authorization → handlers (discovery,
-OpenAPI, health, AuditLogQuery create) → query service → store. `start_apiserver` runs it inside the caller's
-event loop, so `activity up` can host it beside the webhook and the consumer; `activity apiserver` is a thin
-command around it.
+TLS → metrics → tracing → panic recovery → timeout → authentication/authorization → in-flight limit →
+handlers (discovery, OpenAPI, health, AuditLogQuery create) → query service → store. `start_apiserver` runs it
+inside the caller's event loop, so `activity up` can host it beside the webhook and the consumer;
+`activity apiserver` is a thin command around it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from apiserver.http.certs import self_signed_serving
 from apiserver.http.discovery import add_routes as add_discovery_routes
 from apiserver.http.logs import AccessLogger
 from apiserver.http.metrics import ApiMetrics
-from apiserver.http.middlewares import recover, request_timeout
+from apiserver.http.middlewares import max_in_flight, recover, request_timeout
 from apiserver.http.openapi import CreateOnlyApi, OpenApiHandlers
 from apiserver.http.tracing import TracingConfiguration, tracer_provider
 from apiserver.http.tracing import middleware as tracing_middleware
@@ -61,6 +61,8 @@ class ApiServerSettings:
     metrics_port: int | None = None  # None: no metrics listener; 0: any free port
     tracing: TracingConfiguration | None = None
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    max_requests_inflight: int = 400  # kube-apiserver's defaults; 0: unlimited
+    max_mutating_requests_inflight: int = 200
     # Extra hosts for a generated serving certificate (the Service DNS name, a node IP, ...).
     self_signed_hosts: tuple[str, ...] = SELF_SIGNED_HOSTS
 
@@ -144,6 +146,7 @@ def build_app(
             recover,
             request_timeout(settings.request_timeout_seconds),
             auth,
+            max_in_flight(settings.max_requests_inflight, settings.max_mutating_requests_inflight),
         ],
         client_max_size=MAX_BODY_BYTES,
     )

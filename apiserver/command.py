@@ -59,6 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serving.add_argument(
         "--request-timeout", type=float, default=60.0, help="seconds before a request is answered 504 Timeout"
     )
+    serving.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=400,
+        help="read-only requests served at once before answering 429 (0: unlimited)",
+    )
+    serving.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=200,
+        help="queries (POST) served at once before answering 429 (0: unlimited)",
+    )
     query = parser.add_argument_group("queries")
     query.add_argument(
         "--max-page-size", type=_positive, default=DEFAULT_MAX_PAGE_SIZE, help="largest spec.limit accepted"
@@ -92,6 +104,8 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         tracing=load_tracing_configuration(args.tracing_config_file) if args.tracing_config_file else None,
         request_timeout_seconds=args.request_timeout,
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
     )
 
 

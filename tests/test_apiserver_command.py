@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from activity.cli import build_parser
+from activity.natsd import free_port
 from apiserver.auth.authorize import Mode
 from apiserver.command import settings_from_args
 from apiserver.http.certs import CertificateAuthority
@@ -24,12 +24,6 @@ from apiserver.http.tracing import TracingConfiguration
 
 STARTUP_SECONDS = 60
 COLLECTION = "/apis/activity.miloapis.com/v1alpha1/auditlogqueries"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +81,7 @@ def test_the_command_serves_with_a_generated_certificate_and_json_logs(tmp_path:
     ca = CertificateAuthority()
     (tmp_path / "client-ca.crt").write_bytes(ca.cert_pem)
     cert, key = ca.issue_client("alice", ["dev"]).write(tmp_path, "alice")
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     process = subprocess.Popen(
         [
             sys.executable,

@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 from hypothesis import given
 from hypothesis import strategies as st
 
 from apiserver.auditlogquery.definitions import AUDIT_LOG_QUERY, schemas
+from apiserver.auth.middleware import USER_KEY
+from apiserver.auth.user import UserInfo
 from apiserver.http.decoding import JSON, YAML, conform, decode
-from apiserver.http.middlewares import recover, request_timeout
+from apiserver.http.middlewares import max_in_flight, recover, request_timeout
 from apiserver.http.negotiation import negotiate
 from apiserver.http.status import ApiError
 
@@ -159,3 +162,38 @@ async def test_requests_past_their_timeout_are_a_504_status() -> None:
         await client.close()
     assert answer.status == 504
     assert (body["kind"], body["reason"], body["code"]) == ("Status", "Timeout", 504)
+
+
+async def test_requests_beyond_the_in_flight_limit_are_429_except_for_masters() -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def busy(_: web.Request) -> web.Response:
+        entered.set()
+        await release.wait()
+        return web.Response(text="done")
+
+    @web.middleware
+    async def user_from_test_header(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Stands in for authentication: the X-Test-Groups header says the caller's groups."""
+        request[USER_KEY] = UserInfo("u", groups=tuple(request.headers.get("X-Test-Groups", "").split(",")))
+        return await handler(request)
+
+    app = web.Application(middlewares=[recover, user_from_test_header, max_in_flight(5, 1)])
+    app.add_routes([web.post("/busy", busy), web.get("/busy", busy)])
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        first = asyncio.create_task(client.post("/busy"))
+        await entered.wait()
+        refused = await client.post("/busy")
+        body = await refused.json()
+        assert refused.status == 429 and refused.headers["Retry-After"] == "1"
+        assert (body["reason"], body["details"]["retryAfterSeconds"]) == ("TooManyRequests", 1)
+        release.set()
+        masters = await client.post("/busy", headers={"X-Test-Groups": "system:masters"})
+        assert masters.status == 200
+        assert (await first).status == 200
+        assert (await client.get("/busy")).status == 200  # read-only requests have their own limit
+    finally:
+        release.set()
+        await client.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from apiserver_support import ApiServerEnv, apiserver, running_apiserver
 from prometheus_client.parser import text_string_to_metric_families
+
+from activity.natsd import free_port
 
 __all__ = ["apiserver"]  # the fixture, imported for pytest
 
@@ -18,12 +19,6 @@ CREATE_LABELS = {
     "scope": "cluster",
     "component": "apiserver",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _samples(env: ApiServerEnv) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -56,7 +51,7 @@ def test_health_endpoints_in_kubernetes_format(apiserver: ApiServerEnv) -> None:
 
 def test_readiness_fails_when_the_store_is_down_and_queries_get_503(tmp_path: Path) -> None:
     # a ClickHouse server DSN with nothing listening: the real client fails to connect
-    dead_store = f"http://default:@127.0.0.1:{_free_port()}/audit"
+    dead_store = f"http://default:@127.0.0.1:{free_port()}/audit"
     with running_apiserver(tmp_path, dead_store) as env:
         assert env.request("GET", "/livez").status == 200
         ready = env.request("GET", "/readyz")

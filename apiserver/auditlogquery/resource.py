@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import yaml
 from aiohttp import web
+from multidict import MultiMapping
 
 from apiserver.auditlogquery.definitions import (
     AUDIT_LOG_QUERY,
@@ -40,7 +41,6 @@ from apiserver.http import decoding
 from apiserver.http.metrics import ApiMetrics
 from apiserver.http.negotiation import media_type, negotiate
 from apiserver.http.status import (
-    ApiError,
     bad_request,
     forbidden,
     invalid,
@@ -77,10 +77,10 @@ class CreateOptions:
     field_validation: str
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> CreateOptions:
+    def from_query(cls, query: MultiMapping[str]) -> CreateOptions:
         """The query parameters, validated as kube-apiserver's ValidateCreateOptions does (422 on CreateOptions)."""
         errors = []
-        dry_run = query.getall("dryRun", []) if hasattr(query, "getall") else []
+        dry_run = query.getall("dryRun", [])
         for value in dry_run:
             if value != "All":
                 errors.append(FieldError("dryRun", "FieldValueNotSupported", value, 'supported values: "All"'))
@@ -256,7 +256,9 @@ class AuditLogQueryResource:
             raise forbidden(user.name, "create", RESOURCE.name, GROUP, str(err)) from None
         except StoreError as err:
             log.error("audit log store failed: %s", err)
-            raise service_unavailable_error() from None
+            raise service_unavailable(
+                "the audit log store is not answering; try again shortly", RETRY_AFTER_STORE_FAILURE_SECONDS
+            ) from None
         finally:
             self.metrics.query_duration.labels(outcome).observe(time.perf_counter() - started)
 
@@ -265,12 +267,6 @@ class AuditLogQueryResource:
         app.router.add_post(collection, self.create)
         app.router.add_route("*", collection, _collection_other_method)
         app.router.add_route("*", collection + "/{tail:.*}", _no_such_object)
-
-
-def service_unavailable_error() -> ApiError:
-    error = service_unavailable("the audit log store is not answering; try again shortly")
-    error.headers["Retry-After"] = str(RETRY_AFTER_STORE_FAILURE_SECONDS)
-    return error
 
 
 async def _collection_other_method(request: web.Request) -> web.StreamResponse:

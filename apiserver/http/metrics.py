@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from apiserver.http.discovery import GroupVersion
+from apiserver.http.middlewares import READ_ONLY_METHODS
 
 COMPONENT = "apiserver"
 # kube-apiserver's buckets for apiserver_request_duration_seconds.
@@ -44,7 +45,6 @@ REQUEST_BUCKETS = (
 )
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RESULT_BUCKETS = (0, 1, 10, 50, 100, 250, 500, 1000, 5000)
-READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Request filters around every handler: turn any failure into a metav1.Status, and bound how long a request may
-take (kube-apiserver's `?timeout=` is honoured up to the server's own limit)."""
+take (kube-apiserver's `?timeout=` is honoured up to the server's own limit) and how many may run at once."""
 
 from __future__ import annotations
 
@@ -11,11 +11,22 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from apiserver.http.status import ApiError, internal_error, method_not_allowed, not_found, status_response
+from apiserver.auth.middleware import USER_KEY
+from apiserver.auth.user import MASTERS_GROUP
+from apiserver.http.status import (
+    ApiError,
+    internal_error,
+    method_not_allowed,
+    not_found,
+    status_response,
+    too_many_requests,
+)
 from apiserver.http.status import timeout as timeout_error
 
 log = logging.getLogger(__name__)
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_AFTER_SECONDS = 1
 _GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -61,3 +72,26 @@ def request_timeout(seconds: float) -> Middleware:
             raise timeout_error(limit) from None
 
     return bounded
+
+
+def max_in_flight(read_only: int, mutating: int) -> Middleware:
+    """kube-apiserver's --max-requests-inflight / --max-mutating-requests-inflight: beyond the limit a request is
+    answered 429 at once rather than queued without bound. system:masters (the aggregator's availability probes)
+    is never refused. A limit of 0 means unlimited. Runs after authentication, so the caller is known."""
+    limits = {True: read_only, False: mutating}
+    running = {True: 0, False: 0}
+
+    @web.middleware
+    async def limited(request: web.Request, handler: Handler) -> web.StreamResponse:
+        kind = request.method in READ_ONLY_METHODS
+        user = request.get(USER_KEY)
+        exempt = user is not None and MASTERS_GROUP in user.groups
+        if limits[kind] and not exempt and running[kind] >= limits[kind]:
+            raise too_many_requests(RETRY_AFTER_SECONDS)
+        running[kind] += 1
+        try:
+            return await handler(request)
+        finally:
+            running[kind] -= 1
+
+    return limited

@@ -145,8 +145,14 @@ def internal_error(message: str) -> ApiError:
     return ApiError(500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]})
 
 
-def service_unavailable(message: str) -> ApiError:
-    return ApiError(503, "ServiceUnavailable", message, {})
+def service_unavailable(message: str, retry_after_seconds: int) -> ApiError:
+    return ApiError(
+        503,
+        "ServiceUnavailable",
+        message,
+        {"retryAfterSeconds": retry_after_seconds},
+        {"Retry-After": str(retry_after_seconds)},
+    )
 
 
 def timeout(seconds: float) -> ApiError:
