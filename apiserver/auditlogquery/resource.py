@@ -14,7 +14,6 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,40 +69,30 @@ _SUBDOMAIN_HELP = (
 RETRY_AFTER_STORE_FAILURE_SECONDS = 5
 
 
-@dataclass(frozen=True)
-class CreateOptions:
-    dry_run: bool
-    field_manager: str
-    field_validation: str
-
-    @classmethod
-    def from_query(cls, query: MultiMapping[str]) -> CreateOptions:
-        """The query parameters, validated as kube-apiserver's ValidateCreateOptions does (422 on CreateOptions)."""
-        errors = []
-        dry_run = query.getall("dryRun", [])
-        for value in dry_run:
-            if value != "All":
-                errors.append(FieldError("dryRun", "FieldValueNotSupported", value, 'supported values: "All"'))
-        manager = query.get("fieldManager", "")
-        if len(manager) > MAX_FIELD_MANAGER_LENGTH:
-            errors.append(
-                FieldError(
-                    "fieldManager", "FieldValueTooLong", None, f"may not be longer than {MAX_FIELD_MANAGER_LENGTH}"
-                )
-            )
-        elif not manager.isprintable():
-            errors.append(
-                FieldError("fieldManager", "FieldValueInvalid", manager, "must only contain printable characters")
-            )
-        validation = query.get("fieldValidation", "")
-        if validation not in FIELD_VALIDATIONS:
-            supported = ", ".join(f'"{v}"' for v in FIELD_VALIDATIONS)
-            errors.append(
-                FieldError("fieldValidation", "FieldValueNotSupported", validation, f"supported values: {supported}")
-            )
-        if errors:
-            raise invalid("CreateOptions", "meta.k8s.io", "", errors)
-        return cls(bool(dry_run), manager, validation)
+def field_validation(query: MultiMapping[str]) -> str:
+    """The create options, checked as kube-apiserver's ValidateCreateOptions does (422 on CreateOptions); returns
+    the fieldValidation directive. dryRun and fieldManager change nothing here, as nothing is stored."""
+    errors = []
+    for value in query.getall("dryRun", []):
+        if value != "All":
+            errors.append(FieldError("dryRun", "FieldValueNotSupported", value, 'supported values: "All"'))
+    manager = query.get("fieldManager", "")
+    if len(manager) > MAX_FIELD_MANAGER_LENGTH:
+        detail = f"may not be longer than {MAX_FIELD_MANAGER_LENGTH}"
+        errors.append(FieldError("fieldManager", "FieldValueTooLong", None, detail))
+    elif not manager.isprintable():
+        errors.append(
+            FieldError("fieldManager", "FieldValueInvalid", manager, "must only contain printable characters")
+        )
+    validation = query.get("fieldValidation", "")
+    if validation not in FIELD_VALIDATIONS:
+        supported = ", ".join(f'"{v}"' for v in FIELD_VALIDATIONS)
+        errors.append(
+            FieldError("fieldValidation", "FieldValueNotSupported", validation, f"supported values: {supported}")
+        )
+    if errors:
+        raise invalid("CreateOptions", "meta.k8s.io", "", errors)
+    return validation
 
 
 def _warning(text: str) -> str:
@@ -157,15 +146,17 @@ def _query_spec(spec: Mapping[str, Any]) -> QuerySpec:
     return QuerySpec(**{k: v for k, v in given.items() if v is not None})
 
 
+def _status_without_results(result: QueryResult) -> dict[str, Any]:
+    return {
+        "continue": result.continue_token,
+        "effectiveStartTime": result.effective_start_time,
+        "effectiveEndTime": result.effective_end_time,
+    }
+
+
 def _json_answer(head: Mapping[str, Any], result: QueryResult) -> bytes:
     """The object with status.results spliced in as the stored bytes: no parse, no re-serialisation."""
-    status_head = orjson.dumps(
-        {
-            "continue": result.continue_token,
-            "effectiveStartTime": result.effective_start_time,
-            "effectiveEndTime": result.effective_end_time,
-        }
-    )
+    status_head = orjson.dumps(_status_without_results(result))
     return b"".join(
         (orjson.dumps(head)[:-1], b',"status":', status_head[:-1], b',"results":', result.results_json, b"}}")
     )
@@ -181,7 +172,7 @@ class AuditLogQueryResource:
         answer_type = negotiate(request.headers.get("Accept"), decoding.MEDIA_TYPES)
         if answer_type is None:
             raise not_acceptable(decoding.MEDIA_TYPES)
-        options = CreateOptions.from_query(request.query)
+        validation = field_validation(request.query)
         body_type = media_type(request.headers.get("Content-Type", "")) or decoding.JSON
         if body_type not in decoding.MEDIA_TYPES:
             raise unsupported_media_type(body_type, decoding.MEDIA_TYPES)
@@ -192,7 +183,7 @@ class AuditLogQueryResource:
 
         obj, problems = decoding.conform(document, self.schemas[AUDIT_LOG_QUERY], self.schemas)
         field_messages = problems.field_messages()
-        if field_messages and options.field_validation == "Strict":
+        if field_messages and validation == "Strict":
             raise bad_request("strict decoding error: " + ", ".join(field_messages))
         metadata, errors = _metadata(obj.get("metadata") or {})
         errors += [_type_error(*wrong) for wrong in problems.wrong_type]
@@ -206,10 +197,11 @@ class AuditLogQueryResource:
 
         head = {"kind": KIND, "apiVersion": API_VERSION, "metadata": metadata, "spec": spec}
         headers: dict[str, str] = {}
-        if options.field_validation in ("", "Warn") and field_messages:
+        if validation in ("", "Warn") and field_messages:
             headers["Warning"] = ", ".join(_warning(m) for m in field_messages)
         if answer_type == decoding.YAML:
-            full = head | {"status": self._status(result)}
+            status = _status_without_results(result) | {"results": orjson.loads(result.results_json)}
+            full = head | {"status": status}
             return web.Response(
                 status=201,
                 body=yaml.safe_dump(full, sort_keys=False).encode(),
@@ -217,15 +209,6 @@ class AuditLogQueryResource:
                 headers=headers,
             )
         return web.Response(status=201, body=_json_answer(head, result), content_type=decoding.JSON, headers=headers)
-
-    @staticmethod
-    def _status(result: QueryResult) -> dict[str, Any]:
-        return {
-            "continue": result.continue_token,
-            "effectiveStartTime": result.effective_start_time,
-            "effectiveEndTime": result.effective_end_time,
-            "results": orjson.loads(result.results_json),
-        }
 
     @staticmethod
     def _check_type_meta(document: Mapping[str, Any]) -> None:
