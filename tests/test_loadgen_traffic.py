@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activity.loadgen.batches import TrafficPlan, batches, items
+from activity.loadgen.batches import TrafficPlan, batches, clocked_plan, items
 from activity.loadgen.events import MALFORMED_KINDS, SYSTEM_USERS, TENANTS, malformed
 from auditlog.events import problem
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION
@@ -113,3 +113,16 @@ def test_plan_start_and_step_set_the_clock() -> None:
 def test_impossible_plans_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         TrafficPlan(**{"events": 1, **bad})
+
+
+def _received(plan: TrafficPlan) -> list[datetime]:
+    stamps = [e["requestReceivedTimestamp"] for e in _sent(plan) if e["stage"] == "RequestReceived"]
+    return [datetime.fromisoformat(s) for s in stamps]
+
+
+def test_unpaced_traffic_ends_now_and_paced_traffic_follows_the_clock() -> None:
+    now = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    unpaced = _received(clocked_plan(1000, now=now))
+    assert unpaced[-1] <= now and now - unpaced[-1] < timedelta(seconds=1)
+    paced = _received(clocked_plan(1000, now=now, rate=100))  # 50 requests a second
+    assert paced[0] > now and paced[-1] - paced[0] == timedelta(seconds=499 / 50)

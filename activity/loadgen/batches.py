@@ -40,6 +40,23 @@ class TrafficPlan:
             raise ValueError("malformed ratio must be in [0, 1)")
 
 
+def clocked_plan(
+    events: int,
+    *,
+    now: datetime,
+    rate: float = 0.0,
+    start: datetime | None = None,
+    seed: int = 1,
+    batch: int = MAX_BATCH,
+    malformed_ratio: float = 0.0,
+) -> TrafficPlan:
+    """A plan stamped for the wall clock: paced traffic (`rate` events/s) starts at `now` and keeps up with
+    the clock, a request every 2/rate seconds; unpaced traffic ends at `now`. `start` overrides both."""
+    step = timedelta(seconds=2 / rate) if rate else GeneratorSettings.step
+    first = start or (now if rate else now - step * (events // 2))
+    return TrafficPlan(events=events, start=first, step=step, seed=seed, batch=batch, malformed_ratio=malformed_ratio)
+
+
 @dataclass(frozen=True)
 class Batch:
     """One EventList POST body and what it holds."""

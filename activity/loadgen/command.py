@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from activity.loadgen.batches import MAX_BATCH, TrafficPlan
-from activity.loadgen.events import GeneratorSettings
+from activity.loadgen.batches import MAX_BATCH, clocked_plan
 from activity.loadgen.sender import Delivery, LoadSummary, Progress, send
 
 
@@ -53,21 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def plan_from(args: argparse.Namespace, now: datetime) -> TrafficPlan:
-    """Unpaced traffic is stamped so it ends now; paced traffic is stamped as it goes (a request every
-    2/rate seconds, two events each)."""
-    step = timedelta(seconds=2 / args.rate) if args.rate else GeneratorSettings.step
-    start = args.start or (now if args.rate else now - step * (args.events // 2))
-    return TrafficPlan(
-        events=args.events,
-        start=start,
-        step=step,
-        seed=args.seed,
-        batch=args.batch,
-        malformed_ratio=args.malformed_ratio,
-    )
-
-
 def progress_line(p: Progress, previous: Progress | None) -> str:
     window = p.elapsed_s - (previous.elapsed_s if previous else 0.0)
     recent = (p.posted - (previous.posted if previous else 0)) / window if window > 0 else 0.0
@@ -92,7 +76,15 @@ def summary_lines(s: LoadSummary) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        plan = plan_from(args, datetime.now(UTC))
+        plan = clocked_plan(
+            args.events,
+            now=datetime.now(UTC),
+            rate=args.rate,
+            start=args.start,
+            seed=args.seed,
+            batch=args.batch,
+            malformed_ratio=args.malformed_ratio,
+        )
         delivery = Delivery(
             url=args.webhook,
             rate=args.rate,
