@@ -8,6 +8,7 @@ inside the caller's event loop, so `activity up` can host it beside the webhook 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import tempfile
@@ -95,9 +96,11 @@ class ApiServerHandle:
     _runners: list[web.AppRunner] = field(default_factory=list)
     stopping: bool = False
 
-    async def stop(self) -> None:
-        """Report not-ready, stop accepting, finish in-flight requests, then release the store and auth clients."""
+    async def stop(self, shutdown_delay_seconds: float = 0.0) -> None:
+        """Report not-ready (and keep serving for `shutdown_delay_seconds`, so load balancers and the aggregator
+        move away first), stop accepting, finish in-flight requests, then release the store and auth clients."""
         self.stopping = True
+        await asyncio.sleep(shutdown_delay_seconds)
         for runner in self._runners:
             await runner.cleanup()
         await self.auth.close()

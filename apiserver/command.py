@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--request-timeout", type=float, default=60.0, help="seconds before a request is answered 504 Timeout"
     )
     serving.add_argument(
+        "--shutdown-delay-duration",
+        type=float,
+        default=0.0,
+        help="seconds to keep serving after SIGTERM while /readyz reports not ready",
+    )
+    serving.add_argument(
         "--max-requests-inflight",
         type=int,
         default=400,
@@ -109,7 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
     )
 
 
-async def serve(settings: ApiServerSettings, dsn: str) -> None:
+async def serve(settings: ApiServerSettings, dsn: str, shutdown_delay_seconds: float) -> None:
     handle = await start_apiserver(settings, parse_store_dsn(dsn))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,14 +123,14 @@ async def serve(settings: ApiServerSettings, dsn: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: finishing in-flight requests")
-    await handle.stop()
+    await handle.stop(shutdown_delay_seconds)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.logging_format)
     try:
         settings = settings_from_args(args)
-        asyncio.run(serve(settings, args.store))
+        asyncio.run(serve(settings, args.store, args.shutdown_delay_duration))
     except (ConfigError, ValueError, OSError) as err:
         log.error("%s", err)
         return 2

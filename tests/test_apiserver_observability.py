@@ -49,6 +49,17 @@ def test_health_endpoints_in_kubernetes_format(apiserver: ApiServerEnv) -> None:
     assert apiserver.request("GET", "/livez/nosuch").status == 404
 
 
+def test_not_ready_once_shutdown_began(apiserver: ApiServerEnv) -> None:
+    apiserver.handle.stopping = True  # what stop() sets first, before its shutdown delay
+    try:
+        ready = apiserver.request("GET", "/readyz?verbose")
+        assert ready.status == 500
+        assert "[-]shutdown failed: reason withheld" in ready.body.decode().splitlines()
+        assert apiserver.request("GET", "/livez").status == 200
+    finally:
+        apiserver.handle.stopping = False
+
+
 def test_readiness_fails_when_the_store_is_down_and_queries_get_503(tmp_path: Path) -> None:
     # a ClickHouse server DSN with nothing listening: the real client fails to connect
     dead_store = f"http://default:@127.0.0.1:{free_port()}/audit"

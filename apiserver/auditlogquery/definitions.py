@@ -124,13 +124,13 @@ def schemas(ref: Ref, *, max_page_size: int, max_window: timedelta) -> dict[str,
                 | {"description": f"APIVersion of this object: {GROUP}/{VERSION} (may be omitted in requests)."},
                 "kind": _STRING | {"description": f"Kind of this object: {KIND} (may be omitted in requests)."},
                 "metadata": {"$ref": ref(OBJECT_META), "description": "Standard object metadata."},
-                "spec": {"$ref": ref(SPEC)},
-                "status": {"$ref": ref(STATUS)},
+                "spec": {"$ref": ref(SPEC), "description": "What to search: time window, filter and page size."},
+                "status": {"$ref": ref(STATUS), "description": "The answer, filled in by the server."},
             },
             "x-kubernetes-group-version-kind": [gvk],
         },
         SPEC: {
-            "description": "The search: events whose stageTimestamp lies in [startTime, endTime) and that match "
+            "description": "Selects the events whose stageTimestamp lies in [startTime, endTime) and that match "
             "filter, at most limit of them per page.",
             "type": "object",
             "properties": {
@@ -162,7 +162,6 @@ def schemas(ref: Ref, *, max_page_size: int, max_window: timedelta) -> dict[str,
             },
         },
         STATUS: {
-            "description": "The answer to the query, filled in by the server.",
             "type": "object",
             "properties": {
                 "results": {
