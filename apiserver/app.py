@@ -64,6 +64,7 @@ class ApiServerSettings:
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     max_requests_inflight: int = 400  # kube-apiserver's defaults; 0: unlimited
     max_mutating_requests_inflight: int = 200
+    store_workers: int = 8  # queries that may run in the store at once; more wait for a worker
     # Extra hosts for a generated serving certificate (the Service DNS name, a node IP, ...).
     self_signed_hosts: tuple[str, ...] = SELF_SIGNED_HOSTS
 
@@ -71,8 +72,8 @@ class ApiServerSettings:
 class MeasuredStore(Store):
     """The store as the API server uses it: every call's latency lands in the storage histogram."""
 
-    def __init__(self, config: StoreConfig, metrics: ApiMetrics) -> None:
-        super().__init__(config)
+    def __init__(self, config: StoreConfig, metrics: ApiMetrics, workers: int) -> None:
+        super().__init__(config, workers=workers)
         self._histogram = metrics.storage_duration
 
     async def run(self, fn: Callable[[Client], T]) -> T:
@@ -191,7 +192,7 @@ async def start_apiserver(settings: ApiServerSettings, store_config: StoreConfig
     auth = await build_delegated_auth(settings.auth)
     auth.configure_server_tls(context)
     metrics = ApiMetrics()
-    store = MeasuredStore(store_config, metrics)
+    store = MeasuredStore(store_config, metrics, settings.store_workers)
     provider = tracer_provider(settings.tracing)
     handle = ApiServerHandle(port=0, metrics_port=None, store=store, auth=auth, tracer_provider=provider)
     app = build_app(

@@ -87,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_WINDOW,
         help=f"longest endTime - startTime accepted, e.g. 30d (default {format_duration(DEFAULT_MAX_WINDOW)})",
     )
+    query.add_argument("--store-workers", type=_positive, default=8, help="queries that may run in the store at once")
     query.add_argument(
         "--cursor-key-file",
         help="file with the key (>= 32 bytes) that signs continue tokens; the same on every replica. "
@@ -112,6 +113,7 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
         request_timeout_seconds=args.request_timeout,
         max_requests_inflight=args.max_requests_inflight,
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        store_workers=args.store_workers,
     )
 
 

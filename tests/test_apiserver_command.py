@@ -41,6 +41,7 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             "apiserver",
             "--store=chdb:///nowhere",
             "--max-page-size=50",
+            "--store-workers=3",
             "--metrics-port=-1",
             f"--tracing-config-file={tracing}",
             f"--cursor-key-file={key}",
@@ -50,6 +51,7 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.secure_port == 7443
     assert settings.query.max_window == timedelta(days=7)
     assert settings.query.max_page_size == 50
+    assert settings.store_workers == 3
     assert settings.query.cursor_key == b"x" * 40
     assert settings.metrics_port is None
     assert settings.tracing == TracingConfiguration("localhost:4317", 5)

@@ -302,6 +302,11 @@ def test_malformed_bodies_are_400(apiserver: ApiServerEnv, body: str) -> None:
     _assert_status(apiserver.request("POST", COLLECTION, body, {"Content-Type": content_type}), 400, "BadRequest")
 
 
+def test_oversized_bodies_are_413_status(apiserver: ApiServerEnv) -> None:
+    body = _body({"filter": "verb == '" + "x" * (4 * 1024 * 1024) + "'"})
+    _assert_status(apiserver.request("POST", COLLECTION, body, JSON_HEADERS), 413, "RequestEntityTooLarge")
+
+
 def test_other_verbs_and_named_paths(apiserver: ApiServerEnv) -> None:
     for method in ("GET", "PUT", "DELETE", "PATCH"):
         answer = apiserver.request(method, COLLECTION)
