@@ -110,6 +110,7 @@ def edge_events() -> list[dict[str, Any]]:
         _edge("edge-1950", stageTimestamp="1950-06-01T12:00:00.123456Z", level="Request"),
         _edge("edge-sql", verb=SQL_INJECTION, userAgent="1' OR '1'='1", requestURI="%_\\%"),
         _edge("edge-long", userAgent="x" * 3000, objectRef={"name": "ab" * 200}),
+        _edge("edge-nul", userAgent="nul\u0000byte", user={"username": "\u0000", "groups": ["\u0000"]}),
     ]
     for event in events:
         assert problem(event) is None, (event["auditID"], problem(event))

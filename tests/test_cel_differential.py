@@ -26,9 +26,10 @@ from cel_support import (
     key_of,
     selected,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from apiserver.auditlogquery.errors import InvalidQuery
 from apiserver.auditlogquery.filter import compile_filter
 from auditlog.config import parse_store_dsn
 from auditlog.schema import migrate
@@ -55,7 +56,8 @@ class Dataset:
         by_celpy = selected(CelpyFilter(source), self.celpy)
         assert by_sql == by_celpy, (source, compile_filter(source), by_sql ^ by_celpy)
         by_cel_cpp = selected(CelCppFilter(source), self.cel_cpp)
-        assert by_sql == by_cel_cpp, (source, compile_filter(source), by_sql ^ by_cel_cpp)
+        comparable = {key for key, _ in self.cel_cpp}
+        assert by_sql & comparable == by_cel_cpp, (source, compile_filter(source), (by_sql & comparable) ^ by_cel_cpp)
         return by_sql
 
 
@@ -71,7 +73,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dataset]:
             store,
             events,
             tuple((key_of(e), celpy_activation(e)) for e in events),
-            tuple((key_of(e), cel_cpp_activation(e)) for e in events),
+            # cel-expr-python cuts strings it is given as data at a NUL character: it cannot judge those events.
+            tuple((key_of(e), cel_cpp_activation(e)) for e in events if b"\\u0000" not in orjson.dumps(e)),
         )
     finally:
         store.close()
@@ -231,6 +234,12 @@ CORPUS = [
     "(annotations['k'] == '') == (verb == 'get')",
     "(stageTimestamp > timestamp('2026-11-28T09:00:00.2Z')) != (verb == 'get')",
     "size(user.groups[0]) > 14",
+    "user.groups.exists(g, g in ['system:masters', 'a'])",
+    "sourceIPs.all(ip, !(ip in user.groups))",
+    "user.groups.exists(g, g in [verb, annotations['k']])",
+    "userAgent.contains('\\u0000')",
+    "user.username == '\\x00'",
+    "userAgent.matches('l.b')",
 ]
 
 
@@ -267,7 +276,7 @@ def test_sub_microsecond_literals_keep_cel_precision(dataset: Dataset, source: s
     unchanged. cel-python holds timestamps as Python datetimes and truncates such literals, so cel-cpp, which
     keeps nanoseconds, is the reference here."""
     by_sql = dataset.sql_selects(source)
-    assert by_sql == selected(CelCppFilter(source), dataset.cel_cpp)
+    assert by_sql & {key for key, _ in dataset.cel_cpp} == selected(CelCppFilter(source), dataset.cel_cpp)
     assert 0 < len(by_sql) < len(dataset.events)
 
 
@@ -365,6 +374,17 @@ _stamp = st.sampled_from(
 _duration = st.sampled_from(("0s", "1s", "250ms", "1h", "-2s", "1us", "1h30m"))
 
 
+_element_predicate = st.one_of(
+    _literal.map(lambda lit: f"x == {lit}"),
+    st.tuples(st.sampled_from(("startsWith", "endsWith", "contains")), _literal).map(lambda t: f"x.{t[0]}({t[1]})"),
+    _literal.map(lambda lit: f"annotations[x] == {lit}"),
+    st.lists(_literal, max_size=2).map(lambda lits: f"x in [{', '.join(lits)}]"),
+    st.tuples(_compare, st.integers(0, 12)).map(lambda t: f"size(x) {t[0]} {t[1]}"),
+    _field.map(lambda f: f"x == {f}"),
+    st.tuples(_field, _literal).map(lambda t: f"x == {t[1]} || {t[0]} == {t[1]}"),
+)
+
+
 def _atoms() -> st.SearchStrategy[str]:
     return st.one_of(
         st.tuples(_field, _compare, _literal).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
@@ -383,8 +403,13 @@ def _atoms() -> st.SearchStrategy[str]:
         ),
         st.tuples(_literal, _compare, _literal).map(lambda t: f"annotations[{t[0]}] {t[1]} {t[2]}"),
         st.tuples(
-            st.sampled_from(("user.groups", "sourceIPs")), st.sampled_from(("exists", "all", "exists_one")), _literal
-        ).map(lambda t: f"{t[0]}.{t[1]}(x, x.startsWith({t[2]}))"),
+            st.sampled_from(("user.groups", "sourceIPs", "annotations")),
+            st.sampled_from(("exists", "all", "exists_one")),
+            _element_predicate,
+        ).map(lambda t: f"{t[0]}.{t[1]}(x, {t[2]})"),
+        st.tuples(st.integers(0, 3), _literal).map(lambda t: f"user.groups[{t[0]}] == {t[1]}"),
+        st.sampled_from(("k", "a", "authorization", "x")).map(lambda k: f"has(annotations.{k})"),
+        st.lists(_int, max_size=3).map(lambda ints: f"responseStatus.code in [{', '.join(map(str, ints))}]"),
         st.tuples(_compare, _stamp, st.sampled_from(("+", "-")), _duration).map(
             lambda t: f"stageTimestamp {t[0]} timestamp('{t[1]}') {t[2]} duration('{t[3]}')"
         ),
@@ -405,7 +430,13 @@ _filters = st.recursive(
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=_filters)
 def test_generated_filters_select_what_cel_selects(dataset: Dataset, source: str) -> None:
-    dataset.check(source)
+    try:
+        dataset.check(source)
+    except InvalidQuery as err:
+        # The one refusal generated filters can meet: timestamp arithmetic leaving CEL's range, which CEL
+        # itself would answer with an error.
+        assert "outside CEL's range" in str(err), source
+        reject()
 
 
 def test_generated_literals_are_never_spliced_into_sql() -> None:

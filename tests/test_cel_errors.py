@@ -42,6 +42,7 @@ def rejection(source: str) -> list[str]:
         # timestamps and durations
         ("stageTimestamp > timestamp('yesterday')", "1:28: invalid timestamp: String to Timestamp conversion failed"),
         ("stageTimestamp > timestamp(verb)", "1:27: timestamp() needs a string literal"),
+        ("stageTimestamp > timestamp('2026-01-01T00:00:00Z\\x00junk')", "1:28: invalid timestamp: it contains a NUL"),
         ("stageTimestamp > timestamp('2026-01-01T00:00:00Z') - duration('1d')", "1:63: invalid duration"),
         ("stageTimestamp < timestamp('2026-01-01T00:00:00Z') + duration('0.5ns')", "nanosecond precision"),
         ("timestamp('9999-12-31T23:59:59Z') + duration('1s') > stageTimestamp", "1:35: this timestamp is outside"),

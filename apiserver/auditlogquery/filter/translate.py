@@ -87,7 +87,6 @@ class Val:
     sql: str
     kind: str  # string | int | list | map
     requires: tuple[str, ...] = ()
-    constant: bool = False  # a parameter, not a column expression
 
 
 @dataclass(frozen=True)
@@ -280,20 +279,17 @@ class _Translator:
         item = self.value(item_expr)
         if self._is_empty_list(container_expr):
             return _constant(False, item.requires)
+        if container_expr.HasField("list_expr") and all(
+            e.HasField("const_expr") for e in container_expr.list_expr.elements
+        ):
+            # A constant set: IN lets ClickHouse use the skip indexes.
+            members = self._items(container_expr)
+            return _guarded(f"{item.sql} IN ({', '.join(m.sql for m in members)})", item.requires)
         container = self.value(container_expr)
         requires = item.requires + container.requires
         if container.kind == "map":
             return _guarded(f"mapContains({container.sql}, {item.sql})", requires)
-        if container_expr.HasField("list_expr") and all(
-            self._is_constant(e) for e in container_expr.list_expr.elements
-        ):
-            # A constant set: IN lets ClickHouse use the skip indexes.
-            return _guarded(f"{item.sql} IN ({container.sql[1:-1]})", requires)
         return _guarded(f"has({container.sql}, {item.sql})", requires)
-
-    @staticmethod
-    def _is_constant(expr: Expr) -> bool:
-        return bool(expr.HasField("const_expr"))
 
     def _string_test(self, expr: Expr, fn: str, target_expr: Expr, argument_expr: Expr) -> Cond:
         target = self.value(target_expr)
@@ -323,8 +319,8 @@ class _Translator:
         if source.kind != "list":
             self._fail(comp.iter_range, f"{macro}() needs a list or a map")
         variable = f"x_{len(self._scopes)}"
-        element_kind = self._kind(comp.iter_range)
-        element = self._element_kind(comp.iter_range) if element_kind == "list" else "string"
+        # A map iterates over its keys, strings (annotations is the only map).
+        element = self._element_kind(comp.iter_range) if self._kind(comp.iter_range) == "list" else "string"
         self._scopes.append((comp.iter_var, Val(variable, element)))
         try:
             body = self.condition(predicate)
@@ -395,9 +391,9 @@ class _Translator:
         if kind == "const_expr":
             const = expr.const_expr
             if const.HasField("string_value"):
-                return Val(self._param(const.string_value, "string"), "string", constant=True)
+                return Val(self._param(const.string_value, "string"), "string")
             if const.HasField("int64_value"):
-                return Val(self._param(const.int64_value, "int"), "int", constant=True)
+                return Val(self._param(const.int64_value, "int"), "int")
             self._fail(expr, f"{const.WhichOneof('constant_kind')} literals are not supported; use strings and ints")
         if kind == "ident_expr":
             scoped = self._scoped(expr.ident_expr.name)
@@ -425,10 +421,13 @@ class _Translator:
             self._fail(expr, "map and object literals are not supported; use lists of strings or ints")
         self._fail(expr, "this expression is not supported here")
 
-    def _list(self, expr: Expr) -> Val:
+    def _items(self, expr: Expr) -> list[Val]:
         if expr.list_expr.elements:
             self._element_kind(expr)  # refuses mixed lists, whose CEL equality differs between implementations
-        items = [self.value(e) for e in expr.list_expr.elements]
+        return [self.value(e) for e in expr.list_expr.elements]
+
+    def _list(self, expr: Expr) -> Val:
+        items = self._items(expr)
         requires = tuple(r for item in items for r in item.requires)
         return Val(f"[{', '.join(item.sql for item in items)}]", "list", requires)
 
