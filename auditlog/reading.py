@@ -1,17 +1,23 @@
 """The read path both the API server and the tests use: one keyset page of stored events, newest first.
 
-At-least-once delivery can store an event twice; `LIMIT 1 BY` on the full key keeps one copy per
-(timestamp, auditID, stage) whether or not ReplacingMergeTree has merged the copies yet, and the keyset
-condition is strictly "after the last row returned", so a copy can never reappear on a later page.
-The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is
-compact one-line JSON (the consumer guarantees it), so TabSeparatedRaw lines split safely.
+Two phases, in one trip to a worker thread: first the keys (timestamp, auditID, stage) of the newest matching
+rows, from the small key columns only; then the stored JSON of just those keys. Reading event_json for every
+row of the window and sorting it all (one statement) was measured ~8x slower on a 1-hour window of 360k events.
+
+At-least-once delivery can store an event twice; copies share the key, so phase 1 collapses adjacent equal keys
+and phase 2 keeps one copy per key with `LIMIT 1 BY`, whether or not ReplacingMergeTree has merged them yet. The
+keyset condition is strictly "after the last row returned", so a copy can never reappear on a later page.
+The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is compact
+one-line JSON (the consumer guarantees it), so the lines split safely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from clickhouse_connect.driver.client import Client
 
 from auditlog.fields import SCOPE_NAME_COLUMN, SCOPE_TYPE_COLUMN
 from auditlog.storage import EVENTS_TABLE, Store
@@ -27,8 +33,18 @@ RESERVED_PARAMS = frozenset(
         "r_after_id",
         "r_after_stage",
         "r_limit",
+        "r_candidates",
+        "r_first_us",
+        "r_last_us",
+        "r_keys",
     }
 )
+
+
+# toStartOfHour(timestamp) orders exactly like timestamp, and matches the table's sort-key prefix, so a scoped
+# read (scope fixed by WHERE) streams in key order and stops early instead of sorting its whole window.
+_ORDER = "ORDER BY toStartOfHour(timestamp) DESC, timestamp DESC, audit_id DESC, stage DESC"
+_CANDIDATE_FACTOR = 2  # phase 1 fetches this many keys per wanted row; more rounds only when copies abound
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,8 @@ class Page:
     next_after: Position | None  # None when this is the last page
 
 
-def page_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
-    """The SELECT for one page (limit + 1 rows, to know whether another page exists) and its parameters."""
+def _conditions(query: PageQuery) -> tuple[str, dict[str, Any]]:
+    """The WHERE of a page (window, scope, keyset position, filter) and its parameters."""
     clash = RESERVED_PARAMS & set(query.params)
     if clash:
         raise ValueError(f"filter parameters use reserved names: {sorted(clash)}")
@@ -74,7 +90,7 @@ def page_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
         "timestamp >= fromUnixTimestamp64Micro({r_start:Int64}, 'UTC')",
         "timestamp < fromUnixTimestamp64Micro({r_end:Int64}, 'UTC')",
     ]
-    params: dict[str, Any] = {"r_start": query.start_us, "r_end": query.end_us, "r_limit": query.limit + 1}
+    params: dict[str, Any] = {"r_start": query.start_us, "r_end": query.end_us}
     if query.scope is not None:
         conditions.append(f"{SCOPE_TYPE_COLUMN} = {{r_scope_type:String}}")
         conditions.append(f"{SCOPE_NAME_COLUMN} = {{r_scope_name:String}}")
@@ -93,28 +109,81 @@ def page_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
         }
     conditions.append(f"({query.where})")
     params |= dict(query.params)
+    return " AND ".join(conditions), params
+
+
+def keys_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
+    """Phase 1: the keys of the newest `r_candidates` matching rows, copies included (set r_candidates).
+
+    A plain ORDER BY … LIMIT is a cheap partial sort over the small key columns; deduplicating here instead
+    (LIMIT 1 BY, DISTINCT) forces a full sort of the window, measured 5-10x slower at 360k rows.
+    """
+    where, params = _conditions(query)
+    # auditID is client-controlled (the Audit-ID header) and may hold a tab: it travels hex-encoded.
     sql = (
-        # auditID is client-controlled (the Audit-ID header) and may hold a tab: it travels hex-encoded.
-        "SELECT toUnixTimestamp64Micro(timestamp), hex(audit_id), stage, event_json "
-        f"FROM {EVENTS_TABLE} WHERE " + " AND ".join(conditions) + " "
-        "ORDER BY timestamp DESC, audit_id DESC, stage DESC "
-        "LIMIT 1 BY timestamp, audit_id, stage "
-        "LIMIT {r_limit:UInt32}"
+        f"SELECT toUnixTimestamp64Micro(timestamp), hex(audit_id), stage FROM {EVENTS_TABLE} WHERE {where} "
+        f"{_ORDER} LIMIT {{r_candidates:UInt32}}"
     )
     return sql, params
 
 
+def rows_sql(query: PageQuery, keys: Sequence[Position]) -> tuple[str, dict[str, Any]]:
+    """Phase 2: the stored JSON of exactly these keys (one copy each), newest first.
+
+    The page's own conditions are applied again, so the rows can only ever be ones the query selects.
+    """
+    where, params = _conditions(query)
+    params |= {
+        "r_first_us": keys[-1].timestamp_us,
+        "r_last_us": keys[0].timestamp_us,
+        "r_keys": [(k.timestamp_us, k.audit_id, k.stage) for k in keys],
+        "r_limit": len(keys),
+    }
+    sql = (
+        f"SELECT event_json FROM {EVENTS_TABLE} WHERE {where} "
+        # the key range lets the primary index skip every hour the page does not touch
+        "AND timestamp >= fromUnixTimestamp64Micro({r_first_us:Int64}, 'UTC') "
+        "AND timestamp <= fromUnixTimestamp64Micro({r_last_us:Int64}, 'UTC') "
+        "AND (toUnixTimestamp64Micro(timestamp), audit_id, stage) IN {r_keys:Array(Tuple(Int64, String, String))} "
+        f"{_ORDER} LIMIT 1 BY timestamp, audit_id, stage LIMIT {{r_limit:UInt32}}"
+    )
+    return sql, params
+
+
+def _positions(lines: Sequence[bytes]) -> list[Position]:
+    """Distinct keys in order (copies of one event are adjacent, as the rows are sorted by the key)."""
+    keys: list[Position] = []
+    for line in lines:
+        ts, audit_id, stage = line.split(b"\t")
+        key = Position(int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode())
+        if not keys or keys[-1] != key:
+            keys.append(key)
+    return keys
+
+
+def read_page_sync(client: Client, query: PageQuery, *, sql_comment: str = "") -> Page:
+    """One page on a sync client: the read path's SQL exactly, for read_page and for benchmarks."""
+    prefix = f"/* {sql_comment.replace('*/', '')} */ " if sql_comment else ""
+    wanted = query.limit + 1  # one more than the page, to know whether another page exists
+    candidates = wanted * _CANDIDATE_FACTOR
+    sql, params = keys_sql(query)
+    while True:
+        raw = client.raw_query(prefix + sql, parameters=params | {"r_candidates": candidates}, fmt="TabSeparatedRaw")
+        lines = raw.splitlines()
+        keys = _positions(lines)
+        # Enough distinct keys, or the window is exhausted; otherwise redelivered copies used up the candidates.
+        if len(keys) >= wanted or len(lines) < candidates:
+            break
+        candidates *= _CANDIDATE_FACTOR
+    keys = keys[:wanted]
+    if not keys:
+        return Page((), None)
+    sql, params = rows_sql(query, keys)
+    events = tuple(client.raw_query(prefix + sql, parameters=params, fmt="LineAsString").splitlines())
+    has_more = len(keys) > query.limit
+    return Page(events[: query.limit], keys[query.limit - 1] if has_more else None)
+
+
 async def read_page(store: Store, query: PageQuery, *, sql_comment: str = "") -> Page:
     """Fetch one page. `sql_comment` (e.g. a W3C traceparent) is prepended for tracing in the query log."""
-    sql, params = page_sql(query)
-    if sql_comment:
-        sql = f"/* {sql_comment.replace('*/', '')} */ {sql}"
-    lines = await store.query_tsv(sql, params)
-    rows = [line.split(b"\t", 3) for line in lines]
-    has_more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_after = None
-    if has_more and rows:
-        ts, audit_id, stage, _ = rows[-1]
-        next_after = Position(int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode())
-    return Page(tuple(r[3] for r in rows), next_after)
+    return await store.run(lambda client: read_page_sync(client, query, sql_comment=sql_comment))

@@ -8,10 +8,9 @@ once, as kubectl prints a Kubernetes validation error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
 
 from apiserver.auditlogquery.cursor import Cursor, CursorCodec, check_binding, digest, window_digest
 from apiserver.auditlogquery.errors import FieldError, InvalidQuery
@@ -24,7 +23,6 @@ from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store
 
 LIMIT_FIELD = "spec.limit"
-_MATCH_ALL: tuple[str, Mapping[str, Any]] = ("1", {})
 
 
 @lru_cache(maxsize=512)
@@ -83,8 +81,8 @@ class QueryService:
                 start_us=window.start_us,
                 end_us=window.end_us,
                 limit=limit,
-                where=sql_filter[0],
-                params=sql_filter[1],
+                where=sql_filter.where,
+                params=sql_filter.params,
                 scope=scope,
                 after=cursor.after if cursor else None,
             ),
@@ -121,13 +119,9 @@ class QueryService:
         return requested
 
     @staticmethod
-    def _filter(source: str, errors: list[FieldError]) -> tuple[str, Mapping[str, Any]] | None:
-        """The filter as a parameterised SQL condition; a blank filter selects everything."""
-        if not source.strip():
-            return _MATCH_ALL
+    def _filter(source: str, errors: list[FieldError]) -> SqlFilter | None:
         try:
-            compiled = _compiled(source)
-            return compiled.where, compiled.params
+            return _compiled(source)
         except InvalidQuery as err:
             errors.extend(err.errors)
             return None
