@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -39,7 +40,15 @@ T = TypeVar("T")
 
 ADMIN = "admin"
 ADMIN_GROUPS = ("system:masters",)
+FRONT_PROXY = "front-proxy-client"  # the CN kube-apiserver's aggregator presents
 EVENT_REQUESTS = 150  # 300 events: enough for several pages, quick to insert
+
+
+Headers = Mapping[str, str] | Sequence[tuple[str, str]]  # pairs when a header repeats (X-Remote-Group)
+
+
+def _pairs(headers: Headers | None) -> list[tuple[str, str]]:
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,7 @@ class ApiServerEnv:
         method: str,
         path: str,
         body: bytes | str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Headers | None = None,
         *,
         user: str = ADMIN,
         groups: Sequence[str] = ADMIN_GROUPS,
@@ -148,8 +157,13 @@ class ApiServerEnv:
             cert, key = self.client_pair(user, groups)
             context.load_cert_chain(cert, key)
         connection = http.client.HTTPSConnection("127.0.0.1", self.handle.port, context=context, timeout=30)
+        data = body.encode() if isinstance(body, str) else body
         try:
-            connection.request(method, path, body=body, headers=dict(headers or {}))
+            connection.putrequest(method, path)
+            for name, value in _pairs(headers):
+                connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(data or b"")))
+            connection.endheaders(data)
             answer = connection.getresponse()
             return Response(answer.status, {k: v for k, v in answer.getheaders()}, answer.read())
         finally:
@@ -160,7 +174,7 @@ class ApiServerEnv:
         spec: Mapping[str, Any],
         query: str = "",
         metadata: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Headers | None = None,
         **kwargs: Any,
     ) -> Response:
         """POST an AuditLogQuery with this spec (and metadata); `kwargs` go to `request`."""
@@ -170,9 +184,19 @@ class ApiServerEnv:
             "POST",
             f"/apis/activity.miloapis.com/v1alpha1/auditlogqueries{query}",
             body,
-            {"Content-Type": "application/json", **(headers or {})},
+            [("Content-Type", "application/json"), *_pairs(headers)],
             **kwargs,
         )
+
+    def as_front_proxy(
+        self, user: str, groups: Sequence[str] = (), extra: Mapping[str, Sequence[str]] | None = None
+    ) -> dict[str, Any]:
+        """`request`/`create` keyword arguments that send a request as kube-apiserver's aggregator proxies it: the
+        front-proxy certificate plus X-Remote-User/Group/Extra-* headers (extra keys percent-encoded)."""
+        headers = [("X-Remote-User", user)] + [("X-Remote-Group", g) for g in groups]
+        for key, values in (extra or {}).items():
+            headers += [(f"X-Remote-Extra-{quote(key, safe='')}", v) for v in values]
+        return {"user": FRONT_PROXY, "groups": (), "headers": headers}
 
     def metrics(self) -> str:
         connection = http.client.HTTPConnection("127.0.0.1", self.handle.metrics_port or 0, timeout=10)
@@ -205,16 +229,24 @@ def running_apiserver(
     *,
     query: QuerySettings | None = None,
     auth: AuthSettings | None = None,
+    front_proxy: bool = False,
     **settings: Any,
 ) -> Iterator[ApiServerEnv]:
-    """Serve on a free port; the client CA is trusted for client certificates, authorization is AlwaysAllow
-    unless `auth` says otherwise."""
+    """Serve on a free port; the test CA is trusted for client certificates (and, with `front_proxy`, for the
+    FRONT_PROXY certificate that may assert X-Remote-* identities); authorization is AlwaysAllow unless `auth`
+    says otherwise."""
     ca = CertificateAuthority("activity-test-ca")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ca.crt").write_bytes(ca.cert_pem)
     cert, key = ca.issue_serving(["localhost", "127.0.0.1"]).write(directory, "serving")
     auth = auth or AuthSettings(authorization_mode=Mode.ALWAYS_ALLOW)
     auth = replace(auth, client_ca_file=auth.client_ca_file or directory / "ca.crt")
+    if front_proxy:
+        auth = replace(
+            auth,
+            requestheader_client_ca_file=directory / "ca.crt",
+            requestheader=replace(auth.requestheader, allowed_names=(FRONT_PROXY,)),
+        )
     base = ApiServerSettings(
         query=query or QuerySettings(cursor_key=b"k" * 32),
         auth=auth,
@@ -239,12 +271,19 @@ def running_apiserver(
         loop.close()
 
 
-@pytest.fixture(scope="module")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerEnv]:
-    """A server over a freshly migrated store holding `generated_events()`, shared by a test module."""
+@contextmanager
+def apiserver_with_events(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[ApiServerEnv]:
+    """`running_apiserver(**options)` over a freshly migrated store holding `generated_events()`."""
     directory = tmp_path_factory.mktemp("apiserver")
     dsn = f"chdb://{directory / 'store'}"
     migrate(parse_store_dsn(dsn))
-    with running_apiserver(directory, dsn) as env:
+    with running_apiserver(directory, dsn, **options) as env:
         env.insert_events(generated_events())
+        yield env
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerEnv]:
+    """A server with generated events, shared by a test module."""
+    with apiserver_with_events(tmp_path_factory) as env:
         yield env
