@@ -92,7 +92,16 @@ async def test_sigterm_flushes_the_held_batch_acks_and_exits_0_and_probes_answer
     nc = await connect(nats_server.url, "test")
     # A batch that neither fills nor ages during the test: only the SIGTERM flush can store it.
     process = spawn_consumer(
-        nats_server.url, store_dsn, "--batch-events", "5000", "--batch-age", "120", "--listen", f"127.0.0.1:{port}"
+        nats_server.url,
+        store_dsn,
+        "--batch-events",
+        "5000",
+        "--batch-age",
+        "120",
+        "--idle-pull",
+        "0.5",
+        "--listen",
+        f"127.0.0.1:{port}",
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -102,9 +111,10 @@ async def test_sigterm_flushes_the_held_batch_acks_and_exits_0_and_probes_answer
         async with aiohttp.ClientSession() as http:
             await eventually(lambda: _status(http, base + "/readyz", 200), what="ready")
             assert await _status(http, base + "/healthz", 200)
+            pulled = "activity_consumer_messages_pulled_total 300.0"
+            await eventually(lambda: _metrics_show(http, base, pulled), what="the pulled count")
             async with http.get(base + "/metrics") as response:
                 metrics = await response.text()
-        assert "activity_consumer_messages_pulled_total 300.0" in metrics
         assert "activity_consumer_events_inserted_total 0.0" in metrics
         assert 'activity_consumer_messages_dead_lettered_total{reason="not-json"} 0.0' in metrics
 
@@ -142,3 +152,8 @@ async def _status(http: aiohttp.ClientSession, url: str, status: int) -> bool:
             return response.status == status
     except aiohttp.ClientConnectionError:
         return False
+
+
+async def _metrics_show(http: aiohttp.ClientSession, base: str, line: str) -> bool:
+    async with http.get(base + "/metrics") as response:
+        return line in (await response.text()).splitlines()

@@ -20,8 +20,8 @@ from nats.js.errors import NotFoundError
 from auditlog.storage import Store
 from ingest.consumer.batch import Batch
 from ingest.consumer.metrics import ConsumerMetrics
-from ingest.consumer.puller import Ended, Puller, delivery
-from ingest.consumer.screening import Filtered, screen
+from ingest.consumer.puller import Ended, Puller
+from ingest.consumer.screening import screen
 from ingest.consumer.settings import ConsumerSettings
 from ingest.consumer.sink import Sink
 from ingest.jetstream import DEAD_LETTER_SETTINGS, StreamSettings, ensure_stream
@@ -62,6 +62,7 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._closed = False  # the last batch is handed off: what arrives now is handed back unstored
         self._late: list[Msg] = []
+        self._pulled = 0  # the puller's count already added to the pulled metric
         self.all_flushed = True  # False if shutdown gave up on a batch
 
     def stop(self) -> None:
@@ -132,16 +133,7 @@ class Consumer:
         if self._closed:
             self._late.append(msg)  # arrived after the last pull was cancelled: handed back for another replica
             return
-        self.metrics.pulled.inc()
-        if msg.reply:
-            where = delivery(msg.reply)
-            if where is not None:
-                if where.delivered > 1:
-                    self.metrics.redelivered.inc()
-                self.metrics.pending.set(where.pending)
         verdict = screen(msg.data, self.settings.stages, self.settings.max_event_bytes)
-        if isinstance(verdict, Filtered):
-            self.metrics.filtered.labels(verdict.stage).inc()
         first = not self._batch.held
         self._batch.add(msg, verdict)
         if first:  # the batch's age starts now: do not wait out an idle-length pull request
@@ -182,11 +174,13 @@ class Consumer:
         max_bytes: int | None = s.batch_bytes - batch.nbytes
         want = s.batch_events - len(batch)
         outcome = await self._puller.pull(want, expires, max_bytes)
+        self._count_pulled()
         if outcome.ended is Ended.BYTES and outcome.delivered == 0:
             if batch.held:
                 batch.byte_full = True
             else:  # one message bigger than a whole batch: take it alone, it will be dead-lettered as oversize
                 outcome = await self._puller.pull(1, expires)
+                self._count_pulled()
         self.metrics.pulls.labels(outcome.ended.value).inc()
         if outcome.ended in (Ended.UNAVAILABLE, Ended.LOST, Ended.REFUSED):
             log.warning("pull ended: %s %s", outcome.ended.value, outcome.description)
@@ -195,10 +189,19 @@ class Consumer:
                     log.info(await self._ensure_consumer())
             await asyncio.sleep(0.5)  # NATS restarting, or JetStream electing a leader
 
+    def _count_pulled(self) -> None:
+        self.metrics.pulled.inc(self._puller.received - self._pulled)
+        self._pulled = self._puller.received
+
     async def _hand_off(self, previous: asyncio.Task[bool] | None) -> asyncio.Task[bool]:
         """Close the current batch and start its flush once the previous one is done (two batches at most)."""
         batch, self._batch = self._batch, Batch()
         self._held.add(batch)
+        self.metrics.redelivered.inc(batch.redelivered)
+        for stage, count in batch.filtered.items():
+            self.metrics.filtered.labels(stage).inc(count)
+        if batch.pending is not None:
+            self.metrics.pending.set(batch.pending)
         self.metrics.batch_events.observe(len(batch))
         self.metrics.batch_bytes.observe(batch.nbytes)
         self.metrics.batch_age.observe(batch.age(time.monotonic()))

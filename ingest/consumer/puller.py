@@ -89,6 +89,7 @@ class Puller:
         self._wanted = 0
         self._delivered = 0
         self._done: asyncio.Future[PullOutcome] | None = None
+        self.received = 0  # messages received since start, status messages aside
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._receive)
@@ -146,6 +147,7 @@ class Puller:
         status = _status(msg)
         if status is None:
             self._on_message(msg)
+            self.received += 1
             # A delivered message carries its stream subject, not the request's reply subject: it is counted
             # to the current request even when an earlier, abandoned one delivered it, so a pull may end early.
             self._delivered += 1
