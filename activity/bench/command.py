@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import sys
 
-# area -> (module, one-line help). An area whose module is not in this installation yet is not offered.
+# area -> (module, one-line help). An area whose module is not in this installation is not offered.
 AREAS: dict[str, tuple[str, str]] = {
     "ingest": (
         "activity.bench.ingest",
@@ -25,9 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if importlib.util.find_spec(module) is None:
             continue
         sub = areas.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(sub)
-        sub.set_defaults(bench_module=module)
+        sub.set_defaults(bench_module=module, bench_broken=None)
+        try:
+            importlib.import_module(module).add_arguments(sub)
+        except ImportError as err:  # one area that cannot load must not take the others down with it
+            sub.set_defaults(bench_broken=f"{type(err).__name__}: {err}")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bench_broken:
+        print(f"error: bench {args.area} cannot load: {args.bench_broken}", file=sys.stderr)
+        return 2
     return int(importlib.import_module(args.bench_module).run(args))
