@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -16,8 +16,28 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from apiserver.http.tracing import TracingConfiguration, load_tracing_configuration
 from auditlog.config import ConfigError
 
+T = TypeVar("T")
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+class StatementRecorder:
+    """Wraps a store client: records the SQL of each statement, then runs it."""
+
+    def __init__(self, client: Any, statements: list[str]) -> None:
+        self._client = client
+        self._statements = statements
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in ("query", "raw_query", "command"):
+            return method
+
+        def recorded(sql: str, *args: Any, **kwargs: Any) -> Any:
+            self._statements.append(sql)
+            return method(sql, *args, **kwargs)
+
+        return recorded
 
 
 class Collector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -56,22 +76,21 @@ def test_spans_are_exported_and_the_trace_reaches_the_sql(
     with running_apiserver(tmp_path / "server", store_dsn, tracing=tracing) as env:
         statements: list[str] = []
         store = env.handle.store
-        read = store.query_tsv
+        run = store.run
 
-        async def recording_read(sql: str, params: Any) -> list[bytes]:
-            statements.append(sql)
-            return await read(sql, params)
+        async def recording_run(fn: Callable[[Any], T]) -> T:
+            # a spy: every statement the store runs is recorded, then really run
+            return await run(lambda client: fn(StatementRecorder(client, statements)))
 
-        store.query_tsv = recording_read  # type: ignore[method-assign]  # a spy: the real read still runs
+        store.run = recording_run  # type: ignore[method-assign]
         answer = env.create({"limit": 1}, headers={"traceparent": TRACEPARENT})
         assert answer.status == 201
     # stopping the server flushed the exporter
-    [statement] = statements
-    assert statement.startswith(f"/* 00-{TRACE_ID}-")
+    assert statements and all(sql.startswith(f"/* 00-{TRACE_ID}-") for sql in statements)
     spans = [s for s in servicer.spans if s.trace_id.hex() == TRACE_ID]
     assert [s.name for s in spans] == ["POST /apis/activity.miloapis.com/v1alpha1/auditlogqueries"]
     assert spans[0].parent_span_id.hex() == "00f067aa0ba902b7"
-    assert statement.split("-")[2] == spans[0].span_id.hex()  # the SQL names the request's own span
+    assert {sql.split("-")[2] for sql in statements} == {spans[0].span_id.hex()}  # the request's own span
 
 
 def test_tracing_configuration_file(tmp_path: Path) -> None:
