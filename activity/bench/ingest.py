@@ -20,12 +20,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nats
 import orjson
-from nats.js.errors import NotFoundError
 
 from activity.bench.ingest_parts import SUBJECT, Measured, PartConfig, message_ids
 from activity.bench.processes import (
@@ -47,6 +46,7 @@ MB = 1024 * 1024
 WEBHOOK_TARGET = 0.70
 CONSUMER_TARGET = 0.75
 RSS_LIMIT = 300 * MB
+RSS_EVERY_S = 0.25
 STORE_DOWN_SAMPLE = 'activity_consumer_store_errors_total{kind="transient"}'
 
 
@@ -151,7 +151,7 @@ def measure_part(
     if not part.nats:
         return run_part(part, config)
     with NatsServer(work / "jetstream") as server:
-        config = PartConfig(**{**config.__dict__, "nats_url": server.url})
+        config = replace(config, nats_url=server.url)
         if part.preload:
             asyncio.run(preload(server.url, events, ids))
         if not part.webhook:
@@ -163,19 +163,17 @@ def measure_part(
         )
         try:
             wait_http_ok(f"http://127.0.0.1:{port}/readyz", webhook)
-            return run_part(part, PartConfig(**{**config.__dict__, "webhook_url": f"http://127.0.0.1:{port}/events"}))
+            return run_part(part, replace(config, webhook_url=f"http://127.0.0.1:{port}/events"))
         finally:
             stop(webhook)
 
 
 async def _consumer_state(url: str) -> tuple[int, int]:
-    """(unacked held, still pending) of our durable, (0, 0) while it does not exist yet."""
+    """(held unacked, still pending) of our durable."""
     nc = await nats.connect(url)
     try:
         info = await nc.jetstream().consumer_info(STREAM, DURABLE)
         return int(info.num_ack_pending or 0), int(info.num_pending or 0)
-    except NotFoundError:
-        return 0, 0
     finally:
         await nc.close()
 
@@ -201,7 +199,7 @@ def measure_rss(bench: IngestBench, events: list[bytes], work: Path) -> RssResul
                 if consumer.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the consumer never tried the store; see {work / 'consumer.log'}")
                 time.sleep(0.1)
-            trace = sample_rss(consumer.pid, bench.rss_seconds)
+            trace = sample_rss(consumer.pid, bench.rss_seconds, RSS_EVERY_S)
             held, pending = asyncio.run(_consumer_state(server.url))
         finally:
             stop(consumer)
@@ -300,7 +298,12 @@ def render(report: IngestReport) -> str:
         f"load average {r.load_before:.2f} before, {r.load_after:.2f} after"
     )
     if r.rss is not None:
-        header += f"\nconsumer with the store down left {r.rss.pending:,} of {r.rss.backlog:,} events in the stream"
+        step = max(1, len(r.rss.trace.samples) // 12)
+        shape = ", ".join(f"{x / MB:.0f}" for x in r.rss.trace.samples[::step])
+        header += (
+            f"\nconsumer with the store down: held {r.rss.held:,}, left {r.rss.pending:,} of {r.rss.backlog:,} "
+            f"in the stream; RSS MB every {step * RSS_EVERY_S:g}s: {shape}"
+        )
     return f"{r.machine}\n{header}\n\n" + "\n".join(lines)
 
 
