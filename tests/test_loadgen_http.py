@@ -13,8 +13,10 @@ import orjson
 import pytest
 from aiohttp import web
 
+from activity.cli import main
 from activity.loadgen.batches import TrafficPlan, batches
 from activity.loadgen.sender import Delivery, Progress, post_batches, send
+from activity.natsd import free_port
 from auditlog.events import problem
 
 
@@ -148,3 +150,15 @@ async def test_the_command_prints_progress_and_a_summary(receiver: RecordingRece
     assert "events sent:        3,000 (ResponseComplete 1,500)" in out.decode()
     assert "acked" in err.decode() and "/s)" in err.decode()  # at least one progress line in ~1.2 s
     assert sum(problem(i) is None for i in receiver.items()) == 3000
+
+
+async def test_an_unreachable_receiver_is_retried_then_given_up() -> None:
+    url = f"http://127.0.0.1:{free_port()}/events"  # nobody listens
+    summary = await send(TrafficPlan(events=5), Delivery(url=url, attempts=3, initial_backoff_s=0.01))
+    assert summary.retries == 2 and summary.failed_items == 5 and not summary.ok
+    assert "gave up after 3 attempts: ClientConnectorError" in summary.rejections[0]
+
+
+def test_impossible_flags_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["loadgen", "--webhook", "http://127.0.0.1:1/events", "--malformed-ratio", "1.5"]) == 2
+    assert "malformed ratio must be in [0, 1)" in capsys.readouterr().err
