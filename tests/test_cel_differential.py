@@ -240,6 +240,17 @@ CORPUS = [
     "userAgent.contains('\\u0000')",
     "user.username == '\\x00'",
     "userAgent.matches('l.b')",
+    # literal syntaxes: escapes, raw and triple-quoted strings
+    "objectRef.name == '\\u540d\\u524d-\\U0001F600'",
+    "userAgent.contains(r'\\ back\\slash')",
+    'user.username == """o\'brien"the\\\\admin"""',
+    "userAgent.contains('\\xfc') || userAgent.contains('\\374')",
+    # regex corners
+    "verb.matches('')",
+    "objectRef.name.matches('^\\\\C')",
+    "user.username.matches('(?i)ZOË')",
+    "userAgent.matches('^line one$')",
+    "userAgent.matches('(?m)^line one$')",
 ]
 
 

@@ -30,8 +30,10 @@ annotations iterates its keys.
 - has(objectRef.name): the field is present and not empty (not 0 for ints); has(annotations.key) for simple keys.
 - time: stageTimestamp > timestamp('2026-01-01T00:00:00Z'), stageTimestamp > timestamp('...') - duration('1h') \
 (durations: h, m, s, ms, us, ns, e.g. '1h30m').
-- annotations['key'] looks up a key; an event without that key does not match any condition built on it \
-(also not its negation): write !('key' in annotations) || annotations['key'] != 'v' to include such events.
+- annotations['key'] looks up a key. For an event without that key the lookup is an error, and the event is \
+left out unless the rest of the filter decides without it (annotations['k'] == 'v' || verb == 'get' still \
+matches get events). So !(annotations['k'] == 'v') leaves out events lacking 'k'; to keep them, write \
+!('k' in annotations) || annotations['k'] != 'v'. A list index past the end (user.groups[5]) behaves the same.
 Not supported (rejected): arithmetic except on timestamps/durations, the ?: operator, map() and filter()."""
 
 
