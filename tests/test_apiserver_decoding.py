@@ -21,7 +21,7 @@ from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import UserInfo
 from apiserver.http.decoding import JSON, YAML, conform, decode
 from apiserver.http.middlewares import max_in_flight, recover, request_timeout
-from apiserver.http.negotiation import negotiate
+from apiserver.http.negotiation import accepts_with_params, negotiate
 from apiserver.http.status import ApiError
 
 SCHEMAS = schemas(lambda name: name, max_page_size=1000, max_window=timedelta(days=30))
@@ -109,6 +109,22 @@ def test_syntax_errors_are_400(body: bytes, media: str) -> None:
 )
 def test_negotiation(accept: str | None, expected: str | None) -> None:
     assert negotiate(accept, ["application/json", "application/yaml"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", True),
+        ("application/json; as=APIGroupDiscoveryList; v=v2; g=apidiscovery.k8s.io; q=0.9", True),
+        ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0", False),
+        ("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList", False),
+        ("application/json", False),
+        (None, False),
+    ],
+)
+def test_aggregated_discovery_is_recognised_exactly(accept: str | None, expected: bool) -> None:
+    params = {"g": "apidiscovery.k8s.io", "v": "v2", "as": "APIGroupDiscoveryList"}
+    assert accepts_with_params(accept, "application/json", params) is expected
 
 
 @given(st.lists(st.sampled_from(["text/plain", "application/xml", "image/png"]), max_size=3), st.integers(0, 3))

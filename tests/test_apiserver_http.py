@@ -66,13 +66,49 @@ def test_discovery_documents(apiserver: ApiServerEnv) -> None:
     }
 
 
-def test_aggregated_discovery_request_falls_back_to_legacy_never_503(apiserver: ApiServerEnv) -> None:
-    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+def test_aggregated_discovery_v2(apiserver: ApiServerEnv) -> None:
+    v2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    # client-go's Accept: v2, then v2beta1, then legacy JSON
+    accept = f"{v2},application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
     answer = apiserver.request("GET", "/apis", headers={"Accept": accept})
     assert answer.status == 200
-    assert answer.headers["Content-Type"].startswith("application/json")
-    assert "g=apidiscovery.k8s.io" not in answer.headers["Content-Type"]
-    assert answer.json()["kind"] == "APIGroupList"
+    assert answer.headers["Content-Type"] == v2
+    assert answer.json() == {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": [
+            {
+                "metadata": {"name": "activity.miloapis.com"},
+                "versions": [
+                    {
+                        "version": "v1alpha1",
+                        "resources": [
+                            {
+                                "resource": "auditlogqueries",
+                                "responseKind": GVK,
+                                "scope": "Cluster",
+                                "singularResource": "auditlogquery",
+                                "verbs": ["create"],
+                            }
+                        ],
+                        "freshness": "Current",
+                    }
+                ],
+            }
+        ],
+    }
+    cached = apiserver.request("GET", "/apis", headers={"Accept": v2, "If-None-Match": answer.headers["ETag"]})
+    assert (cached.status, cached.headers["Content-Type"]) == (304, v2)
+
+
+def test_discovery_without_v2_in_accept_is_legacy_never_503(apiserver: ApiServerEnv) -> None:
+    for accept in ("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList", "application/json"):
+        answer = apiserver.request("GET", "/apis", headers={"Accept": accept})
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert "g=apidiscovery.k8s.io" not in answer.headers["Content-Type"]
+        assert answer.json()["kind"] == "APIGroupList"
 
 
 def test_legacy_api_and_unknown_paths_are_404_status(apiserver: ApiServerEnv) -> None:

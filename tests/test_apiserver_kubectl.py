@@ -28,10 +28,19 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_api_resources_lists_auditlogqueries(apiserver: ApiServerEnv) -> None:
-    result = apiserver.kubectl("api-resources", "--api-group=activity.miloapis.com", "--no-headers")
+def test_api_resources_lists_auditlogqueries_from_aggregated_discovery(apiserver: ApiServerEnv) -> None:
+    result = apiserver.kubectl(
+        "api-resources",
+        "--api-group=activity.miloapis.com",
+        "--no-headers",
+        f"--cache-dir={apiserver.directory / 'fresh-cache'}",
+        "-v=6",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["auditlogqueries", "activity.miloapis.com/v1alpha1", "false", "AuditLogQuery"]
+    # one aggregated document was enough: the per-version legacy document was not fetched
+    assert "/apis?timeout=" in result.stderr
+    assert "/apis/activity.miloapis.com/v1alpha1" not in result.stderr
 
 
 def test_explain_spec_lists_the_fields_and_filter_teaches_the_language(apiserver: ApiServerEnv) -> None:

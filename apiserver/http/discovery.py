@@ -1,17 +1,24 @@
-"""Legacy discovery documents: what kubectl and the aggregator read to learn our group, version and resource.
+"""Discovery documents: what kubectl and the aggregator read to learn our group, version and resource.
 
-Aggregated discovery (v2) is not served: a request asking for it gets the legacy APIGroupList as plain JSON,
-which both the aggregator and client-go take as "fall back to the legacy endpoints" (only a 503 would be an
-error there).
+`GET /apis` answers aggregated discovery (apidiscovery.k8s.io/v2, everything in one document) when the Accept
+header asks for exactly that, with the exact Content-Type echoed and ETag/If-None-Match; anything else gets
+the legacy APIGroupList, which client-go and the aggregator take as "use the legacy endpoints".
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from apiserver.http.negotiation import accepts_with_params
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+_AGGREGATED_V2_PARAMS = {"g": "apidiscovery.k8s.io", "v": "v2", "as": "APIGroupDiscoveryList"}
 
 
 @dataclass(frozen=True)
@@ -75,11 +82,37 @@ def api_resource_list(gv: GroupVersion) -> dict[str, Any]:
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv.group_version, "resources": resources}
 
 
+def aggregated_discovery(gv: GroupVersion) -> dict[str, Any]:
+    resources = [
+        {
+            "resource": r.name,
+            "responseKind": {"group": gv.group, "version": gv.version, "kind": r.kind},
+            "scope": "Namespaced" if r.namespaced else "Cluster",
+            "singularResource": r.singular_name,
+            "verbs": list(r.verbs),
+        }
+        | ({"shortNames": list(r.short_names)} if r.short_names else {})
+        | ({"categories": list(r.categories)} if r.categories else {})
+        for r in gv.resources
+    ]
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": [
+            {
+                "metadata": {"name": gv.group},
+                "versions": [{"version": gv.version, "resources": resources, "freshness": "Current"}],
+            }
+        ],
+    }
+
+
 def add_routes(app: web.Application, gv: GroupVersion) -> None:
     """GET handlers for /apis, /apis/<group> and /apis/<group>/<version>; the documents never change, so they
     are serialised once."""
 
-    def serve(document: dict[str, Any]) -> Any:
+    def serve(document: dict[str, Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
         body = orjson.dumps(document)
 
         async def handler(_: web.Request) -> web.Response:
@@ -87,6 +120,18 @@ def add_routes(app: web.Application, gv: GroupVersion) -> None:
 
         return handler
 
-    app.router.add_get("/apis", serve(api_group_list(gv)), allow_head=False)
+    legacy = serve(api_group_list(gv))
+    aggregated = orjson.dumps(aggregated_discovery(gv))
+    etag = f'"{hashlib.sha256(aggregated).hexdigest()}"'
+
+    async def apis(request: web.Request) -> web.Response:
+        if not accepts_with_params(request.headers.get("Accept"), "application/json", _AGGREGATED_V2_PARAMS):
+            return await legacy(request)
+        headers = {"Content-Type": AGGREGATED_V2, "ETag": etag, "Vary": "Accept"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=aggregated, headers=headers)
+
+    app.router.add_get("/apis", apis, allow_head=False)
     app.router.add_get(f"/apis/{gv.group}", serve(api_group(gv)), allow_head=False)
     app.router.add_get(gv.path, serve(api_resource_list(gv)), allow_head=False)

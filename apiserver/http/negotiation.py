@@ -26,10 +26,7 @@ def _ranges(accept: str) -> list[tuple[float, int, str]]:
         params = {key.strip().lower(): value.strip() for key, _, value in (p.partition("=") for p in raw_params)}
         if _CONVERSION_PARAMS & set(params):
             continue
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 0.0
+        quality = _quality(params.get("q", "1"))
         if quality > 0:
             ranges.append((-quality, position, kind.lower()))
     return sorted(ranges)
@@ -40,6 +37,25 @@ def _matches(media_range: str, offer: str) -> bool:
         return True
     kind, _, sub = media_range.partition("/")
     return sub == "*" and offer.startswith(kind + "/")
+
+
+def accepts_with_params(accept: str | None, media: str, params: dict[str, str]) -> bool:
+    """Whether Accept lists `media` with exactly these conversion parameters (and q > 0), e.g. aggregated
+    discovery's `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`."""
+    for item in (accept or "").split(","):
+        kind, *raw_params = (p.strip() for p in item.split(";"))
+        given = {key.strip(): value.strip() for key, _, value in (p.partition("=") for p in raw_params)}
+        quality = _quality(given.pop("q", "1"))
+        if kind.lower() == media and given == params and quality > 0:
+            return True
+    return False
+
+
+def _quality(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def negotiate(accept: str | None, offers: Sequence[str]) -> str | None:
