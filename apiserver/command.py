@@ -10,13 +10,14 @@ import argparse
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 from apiserver.app import ApiServerSettings, start_apiserver
 from apiserver.auditlogquery.cursor import load_cursor_key
 from apiserver.auditlogquery.timerange import format_duration, parse_duration
 from apiserver.auditlogquery.types import DEFAULT_MAX_PAGE_SIZE, DEFAULT_MAX_WINDOW, QuerySettings
-from apiserver.auth.authconfig import AuthSettings, add_auth_arguments
+from apiserver.auth.authconfig import AuthSettings, add_auth_arguments, duration
 from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
 from auditlog.config import ConfigError, parse_store_dsn
@@ -24,7 +25,7 @@ from auditlog.config import ConfigError, parse_store_dsn
 log = logging.getLogger(__name__)
 
 
-def _duration(text: str) -> object:
+def _window(text: str) -> timedelta:
     try:
         return parse_duration(text)
     except ValueError as err:
@@ -57,13 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serving.add_argument("--logging-format", choices=FORMATS, default="text", help="log line format")
     serving.add_argument(
-        "--request-timeout", type=float, default=60.0, help="seconds before a request is answered 504 Timeout"
+        "--request-timeout", type=duration, default="60s", help="time before a request is answered 504 Timeout"
     )
     serving.add_argument(
         "--shutdown-delay-duration",
-        type=float,
-        default=0.0,
-        help="seconds to keep serving after SIGTERM while /readyz reports not ready",
+        type=duration,
+        default="0s",
+        help="how long to keep serving after SIGTERM while /readyz reports not ready",
     )
     serving.add_argument(
         "--max-requests-inflight",
@@ -83,9 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     query.add_argument(
         "--max-query-window",
-        type=_duration,
-        default=DEFAULT_MAX_WINDOW,
-        help=f"longest endTime - startTime accepted, e.g. 30d (default {format_duration(DEFAULT_MAX_WINDOW)})",
+        type=_window,
+        default=format_duration(DEFAULT_MAX_WINDOW),
+        help="longest endTime - startTime accepted: <n><s|m|h|d|w>",
     )
     query.add_argument("--store-workers", type=_positive, default=8, help="queries that may run in the store at once")
     query.add_argument(

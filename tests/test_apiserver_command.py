@@ -42,6 +42,7 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             "--store=chdb:///nowhere",
             "--max-page-size=50",
             "--store-workers=3",
+            "--request-timeout=2m",
             "--metrics-port=-1",
             f"--tracing-config-file={tracing}",
             f"--cursor-key-file={key}",
@@ -52,6 +53,7 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.query.max_window == timedelta(days=7)
     assert settings.query.max_page_size == 50
     assert settings.store_workers == 3
+    assert settings.request_timeout_seconds == 120
     assert settings.query.cursor_key == b"x" * 40
     assert settings.metrics_port is None
     assert settings.tracing == TracingConfiguration("localhost:4317", 5)

@@ -180,6 +180,20 @@ async def test_requests_past_their_timeout_are_a_504_status() -> None:
     assert (body["kind"], body["reason"], body["code"]) == ("Status", "Timeout", 504)
 
 
+async def test_a_malformed_timeout_parameter_is_a_400_status() -> None:
+    async def fine(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    client = await _client(web.get("/fine", fine))
+    try:
+        answer = await client.get("/fine", params={"timeout": "soon"})
+        body = await answer.json()
+    finally:
+        await client.close()
+    assert (answer.status, body["reason"]) == (400, "BadRequest")
+    assert "invalid timeout 'soon'" in body["message"]
+
+
 async def test_requests_beyond_the_in_flight_limit_are_429_except_for_masters() -> None:
     entered, release = asyncio.Event(), asyncio.Event()
 

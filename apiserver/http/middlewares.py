@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
+from argparse import ArgumentTypeError
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from apiserver.auth.authconfig import duration
 from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import MASTERS_GROUP
 from apiserver.http.status import (
     ApiError,
+    bad_request,
     internal_error,
     method_not_allowed,
     not_found,
@@ -27,8 +29,6 @@ log = logging.getLogger(__name__)
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_AFTER_SECONDS = 1
-_GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _http_error(request: web.Request, err: web.HTTPException) -> ApiError:
@@ -62,9 +62,12 @@ def request_timeout(seconds: float) -> Middleware:
     @web.middleware
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         limit = seconds
-        match = _GO_DURATION.match(request.query.get("timeout", ""))
-        if match:
-            limit = min(limit, float(match[1]) * _UNIT_SECONDS[match[2]])
+        asked = request.query.get("timeout")
+        if asked:
+            try:
+                limit = min(limit, duration(asked))
+            except ArgumentTypeError:
+                raise bad_request(f"invalid timeout {asked!r} in the URL: write a duration like 30s or 1m") from None
         try:
             async with asyncio.timeout(limit):
                 return await handler(request)
