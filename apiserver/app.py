@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from clickhouse_connect.driver.client import Client
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 
 from apiserver.auditlogquery import definitions
 from apiserver.auditlogquery.resource import AuditLogQueryResource
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0
+# kube-apiserver's defaults for --max-requests-inflight and --max-mutating-requests-inflight
+DEFAULT_MAX_REQUESTS_INFLIGHT = 400
+DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT = 200
+DEFAULT_STORE_WORKERS = 8
 SELF_SIGNED_HOSTS = ("localhost", "127.0.0.1", "::1")
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
 
@@ -62,9 +67,9 @@ class ApiServerSettings:
     metrics_port: int | None = None  # None: no metrics listener; 0: any free port
     tracing: TracingConfiguration | None = None
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
-    max_requests_inflight: int = 400  # kube-apiserver's defaults; 0: unlimited
-    max_mutating_requests_inflight: int = 200
-    store_workers: int = 8  # queries that may run in the store at once; more wait for a worker
+    max_requests_inflight: int = DEFAULT_MAX_REQUESTS_INFLIGHT  # 0: unlimited
+    max_mutating_requests_inflight: int = DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT
+    store_workers: int = DEFAULT_STORE_WORKERS  # queries that may run in the store at once; more wait for one
     # Extra hosts for a generated serving certificate (the Service DNS name, a node IP, ...).
     self_signed_hosts: tuple[str, ...] = SELF_SIGNED_HOSTS
 
@@ -139,7 +144,7 @@ def build_app(
     store: Store,
     auth: Middleware,
     metrics: ApiMetrics,
-    tracer: Any,
+    tracer: Tracer,
     stopping: Callable[[], bool],
 ) -> web.Application:
     gv = definitions.GROUP_VERSION
@@ -216,10 +221,11 @@ async def start_apiserver(settings: ApiServerSettings, store_config: StoreConfig
         await handle.stop()
         raise
     log.info(
-        "serving %s on https://%s:%d (metrics: %s)",
+        "serving %s on https://%s:%d from %s (metrics: %s)",
         definitions.GROUP_VERSION.group_version,
         settings.bind_address,
         handle.port,
+        store_config.describe(),
         f"http://{settings.bind_address}:{handle.metrics_port}/metrics" if handle.metrics_port is not None else "off",
     )
     return handle

@@ -13,7 +13,14 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
-from apiserver.app import ApiServerSettings, start_apiserver
+from apiserver.app import (
+    DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
+    DEFAULT_MAX_REQUESTS_INFLIGHT,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    DEFAULT_STORE_WORKERS,
+    ApiServerSettings,
+    start_apiserver,
+)
 from apiserver.auditlogquery.cursor import load_cursor_key
 from apiserver.auditlogquery.timerange import format_duration, parse_duration
 from apiserver.auditlogquery.types import DEFAULT_MAX_PAGE_SIZE, DEFAULT_MAX_WINDOW, QuerySettings
@@ -58,7 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serving.add_argument("--logging-format", choices=FORMATS, default="text", help="log line format")
     serving.add_argument(
-        "--request-timeout", type=duration, default="60s", help="time before a request is answered 504 Timeout"
+        "--request-timeout",
+        type=duration,
+        default=f"{DEFAULT_REQUEST_TIMEOUT_SECONDS:g}s",
+        help="time before a request is answered 504 Timeout",
     )
     serving.add_argument(
         "--shutdown-delay-duration",
@@ -69,13 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serving.add_argument(
         "--max-requests-inflight",
         type=int,
-        default=400,
+        default=DEFAULT_MAX_REQUESTS_INFLIGHT,
         help="read-only requests served at once before answering 429 (0: unlimited)",
     )
     serving.add_argument(
         "--max-mutating-requests-inflight",
         type=int,
-        default=200,
+        default=DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
         help="queries (POST) served at once before answering 429 (0: unlimited)",
     )
     query = parser.add_argument_group("queries")
@@ -88,7 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=format_duration(DEFAULT_MAX_WINDOW),
         help="longest endTime - startTime accepted: <n><s|m|h|d|w>",
     )
-    query.add_argument("--store-workers", type=_positive, default=8, help="queries that may run in the store at once")
+    query.add_argument(
+        "--store-workers",
+        type=_positive,
+        default=DEFAULT_STORE_WORKERS,
+        help="queries that may run in the store at once",
+    )
     query.add_argument(
         "--cursor-key-file",
         help="file with the key (>= 32 bytes) that signs continue tokens; the same on every replica. "
