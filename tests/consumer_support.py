@@ -123,6 +123,13 @@ async def running(
         await task
 
 
+def sample(consumer: Consumer, name: str, **labels: str) -> float:
+    """The current value of the consumer's metric `activity_consumer_<name>`."""
+    value = consumer.metrics.registry.get_sample_value(f"activity_consumer_{name}", labels)
+    assert value is not None, f"no sample activity_consumer_{name} {labels}"
+    return float(value)
+
+
 async def stored_keys(store: Store, page_size: int = 97) -> list[tuple[str, str]]:
     """Every (auditID, stage) the read helper shows, page after page, in the order it shows them."""
     query = PageQuery(start_us=0, end_us=2**62, limit=page_size)

@@ -18,6 +18,7 @@ from consumer_support import (
     keys,
     publish,
     running,
+    sample,
     stored_keys,
     stored_rows,
 )
@@ -28,6 +29,7 @@ from activity.natsd import NatsServer
 from auditlog.storage import Store
 from ingest.consumer.screening import INSERT_REJECTED, NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE
 from ingest.jetstream import (
+    DEAD_LETTER_STREAM,
     DURABLE,
     ORIGINAL_SIZE_HEADER,
     ORIGINAL_SUBJECT_HEADER,
@@ -49,9 +51,8 @@ async def test_response_complete_events_are_stored_once_and_the_rest_filtered_an
         async with running(nc, store) as consumer:
             await publish(nc, events)
             await eventually(lambda: drained(nc), what="every message acked")
-            metrics = consumer.metrics
-            assert metrics.filtered.labels("RequestReceived")._value.get() == 400
-            assert metrics.acked._value.get() == 800
+            assert sample(consumer, "messages_filtered_total", stage="RequestReceived") == 400
+            assert sample(consumer, "messages_acked_total") == 800
         shown = await stored_keys(store)
         assert Counter(shown) == Counter(keys(events))  # every ResponseComplete once, nothing else
         info = await durable_info(nc)
@@ -97,7 +98,7 @@ async def test_poison_is_dead_lettered_with_its_reason_acked_and_good_neighbours
         await publish(nc, payloads)
         async with running(nc, store, max_event_bytes=20_000, batch_events=200) as consumer:
             await eventually(lambda: drained(nc), what="every message acked")
-            assert consumer.metrics.store_errors.labels("data")._value.get() >= 1
+            assert sample(consumer, "store_errors_total", kind="data") >= 1
         expected = [(e["auditID"], e["stage"]) for e in [pretty, *good[5:]]]
         assert sorted(await stored_keys(store)) == sorted(expected)
         stored_pretty = await store.query_tsv(
@@ -149,7 +150,7 @@ async def test_replicas_sharing_the_durable_store_everything_once(nats_server: N
         async with running(nc1, store) as first, running(nc2, store) as second:
             await publish(nc1, events)
             await eventually(lambda: drained(nc1), what="every message acked")
-            pulled = [c.metrics.pulled._value.get() for c in (first, second)]
+            pulled = [sample(c, "messages_pulled_total") for c in (first, second)]
         assert sum(pulled) == 1000  # each message went to one replica, and was acked there only
         assert Counter(await stored_keys(store)) == Counter(keys(events))
     finally:
@@ -180,3 +181,38 @@ async def _config_is(nc: NATS, max_ack_pending: int, ack_wait: float) -> bool:
     except NotFoundError:
         return False
     return info.config.max_ack_pending == max_ack_pending and info.config.ack_wait == ack_wait
+
+
+async def test_a_deleted_dead_letter_stream_is_recreated(nats_server: NatsServer, store: Store) -> None:
+    nc = await connect(nats_server.url, "test")
+    try:
+        await events_stream(nc)
+        async with running(nc, store) as consumer:
+            await eventually(lambda: _config_is(nc, FAST.max_ack_pending, FAST.ack_wait_s), what="the durable")
+            await nc.jetstream().delete_stream(DEAD_LETTER_STREAM)
+            await publish(nc, [b"not json at all"])
+            await eventually(lambda: drained(nc), what="the poison acked")
+            assert sample(consumer, "messages_dead_lettered_total", reason=NOT_JSON) == 1
+        assert [m.data for m in await dead_letters(nc)] == [b"not json at all"]
+    finally:
+        await nc.close()
+
+
+async def test_batches_are_cut_by_bytes_and_an_event_bigger_than_a_batch_comes_alone(
+    nats_server: NatsServer, store: Store
+) -> None:
+    events = [e for e in generated(200) if e["stage"] == "ResponseComplete"]
+    giant = dict(events[0], auditID="giant", pad="x" * 50_000)  # over the whole batch budget
+    payloads = [orjson.dumps(e) for e in events[1:]]
+    nc = await connect(nats_server.url, "test")
+    try:
+        await events_stream(nc)
+        await publish(nc, [*payloads[:50], orjson.dumps(giant), *payloads[50:]])
+        async with running(nc, store, batch_events=1000, batch_bytes=20_000, max_event_bytes=10_000) as consumer:
+            await eventually(lambda: drained(nc), what="every message acked")
+            flushed = sample(consumer, "batch_events_count")
+            assert sample(consumer, "messages_dead_lettered_total", reason=OVERSIZE) == 1
+        assert sorted(await stored_keys(store)) == sorted(keys(events[1:]))
+        assert flushed >= sum(map(len, payloads)) / 20_000  # the byte budget, not the count, cut the batches
+    finally:
+        await nc.close()

@@ -16,6 +16,7 @@ from consumer_support import (
     keys,
     publish,
     running,
+    sample,
     stored_keys,
 )
 
@@ -37,10 +38,9 @@ async def test_store_failing_for_a_while_backs_off_holds_one_batch_then_drains(
         # ack_wait 3 s: the outage below lasts longer, so only the +WPI in-progress acks prevent redelivery.
         async with running(nc, store, ack_wait_s=3.0) as consumer:
             await publish(nc, events)
-            metrics = consumer.metrics
-            await eventually(lambda: metrics.store_errors.labels("transient")._value.get() >= 3, what="retries")
-            assert metrics.backing_off._value.get() == 1
-            assert metrics.inserted._value.get() == 0
+            await eventually(lambda: sample(consumer, "store_errors_total", kind="transient") >= 3, what="retries")
+            assert sample(consumer, "backing_off") == 1
+            assert sample(consumer, "events_inserted_total") == 0
             await asyncio.sleep(4.5)  # the outage outlasts ack_wait
 
             # Pulling stopped: at most the failing batch and the one filling behind it are held.
@@ -48,12 +48,12 @@ async def test_store_failing_for_a_while_backs_off_holds_one_batch_then_drains(
             assert 0 < info.num_ack_pending <= 2 * consumer.settings.batch_events
             assert info.num_pending >= len(events) - 2 * consumer.settings.batch_events
             assert info.num_redelivered == 0
-            assert metrics.acked._value.get() == 0
+            assert sample(consumer, "messages_acked_total") == 0
 
             await store.run(lambda c: c.command("RENAME TABLE events_away TO events"))
             await eventually(lambda: drained(nc), what="every message acked")
-            assert metrics.backing_off._value.get() == 0
-            assert metrics.redelivered._value.get() == 0
+            assert sample(consumer, "backing_off") == 0
+            assert sample(consumer, "messages_redelivered_total") == 0
         assert Counter(await stored_keys(store)) == Counter(keys(events))
     finally:
         await nc.close()
@@ -68,7 +68,7 @@ async def test_store_migrated_only_after_the_consumer_started(nats_server: NatsS
         await events_stream(nc)
         async with running(nc, store) as consumer:
             await publish(nc, events)
-            await eventually(lambda: consumer.metrics.store_errors.labels("transient")._value.get() >= 2, what="retry")
+            await eventually(lambda: sample(consumer, "store_errors_total", kind="transient") >= 2, what="retry")
             assert not await consumer.ready()  # the database does not exist yet
             migrate(config)
             await eventually(lambda: drained(nc), what="every message acked")
@@ -86,7 +86,7 @@ async def test_nats_server_restart_mid_stream_loses_nothing(nats_server: NatsSer
         await events_stream(nc)
         async with running(nc, store, ack_wait_s=3.0) as consumer:
             await publish(nc, first)
-            await eventually(lambda: consumer.metrics.acked._value.get() > 0, what="some messages acked")
+            await eventually(lambda: sample(consumer, "messages_acked_total") > 0, what="some messages acked")
             nats_server.kill()
             nats_server.start()
             await eventually(lambda: nc.is_connected, what="the test client back")

@@ -169,6 +169,11 @@ class Consumer:
             await flushing
 
     async def _pull_once(self, batch: Batch, now: float) -> None:
+        if not self._nc.is_connected:
+            # A request published now would wait in the client's buffer and reach the server with others after
+            # the reconnect, each asking for a batch.
+            await asyncio.sleep(0.1)
+            return
         s = self.settings
         expires = s.idle_pull_s if not batch.held else s.batch_age_s - batch.age(now)
         max_bytes: int | None = s.batch_bytes - batch.nbytes

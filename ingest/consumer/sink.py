@@ -21,6 +21,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 
 from auditlog.storage import Store, StoreError
 from ingest.consumer.batch import Batch
@@ -28,7 +29,14 @@ from ingest.consumer.metrics import ConsumerMetrics
 from ingest.consumer.puller import delivery
 from ingest.consumer.screening import INSERT_REJECTED, Poison, Row
 from ingest.consumer.settings import ConsumerSettings
-from ingest.jetstream import MSG_ID_HEADER, SUBJECT_PREFIX, dead_letter, dead_letter_subject
+from ingest.jetstream import (
+    DEAD_LETTER_SETTINGS,
+    MSG_ID_HEADER,
+    SUBJECT_PREFIX,
+    dead_letter,
+    dead_letter_subject,
+    ensure_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +176,11 @@ class Sink:
                 headers[MSG_ID_HEADER] = f"{SOURCE}-{self._settings.stream}-{where.stream_seq}"
             await self._js.publish(dead_letter_subject(SOURCE, cluster_of(msg.subject)), body, headers=headers)
 
-        await asyncio.gather(*(one(m, p) for m, p in poison))
+        try:
+            await asyncio.gather(*(one(m, p) for m, p in poison))
+        except NoStreamResponseError:
+            await ensure_stream(self._js, DEAD_LETTER_SETTINGS)  # deleted under us: back before the retry
+            raise
         for _, why in poison:
             self._metrics.dead_lettered.labels(why.reason).inc()
 
