@@ -108,6 +108,7 @@ def edge_events() -> list[dict[str, Any]]:
         _edge("edge-1900", stageTimestamp="1900-01-01T00:00:00Z", responseStatus={"code": 2147483647}),
         _edge("edge-2299", stageTimestamp="2299-12-31T23:59:59.999999Z", verb="deletecollection"),
         _edge("edge-1950", stageTimestamp="1950-06-01T12:00:00.123456Z", level="Request"),
+        _edge("edge-pre-epoch", stageTimestamp="1969-12-31T23:59:59.999999Z", level="Request"),
         _edge("edge-sql", verb=SQL_INJECTION, userAgent="1' OR '1'='1", requestURI="%_\\%"),
         _edge("edge-long", userAgent="x" * 3000, objectRef={"name": "ab" * 200}),
         _edge("edge-nul", userAgent="nul\u0000byte", user={"username": "\u0000", "groups": ["\u0000"]}),
