@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from apiserver.auditlogquery.definitions import AUDIT_LOG_QUERY, schemas
 from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import UserInfo
-from apiserver.http.decoding import JSON, YAML, conform, decode
+from apiserver.http.decoding import conform, decode
 from apiserver.http.middlewares import max_in_flight, recover, request_timeout
-from apiserver.http.negotiation import accepts_with_params, negotiate
+from apiserver.http.negotiation import JSON, YAML, accepts_with_params, negotiate
 from apiserver.http.status import ApiError
 
 SCHEMAS = schemas(lambda name: name, max_page_size=1000, max_window=timedelta(days=30))

@@ -38,7 +38,7 @@ from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import UserInfo
 from apiserver.http import decoding
 from apiserver.http.metrics import ApiMetrics
-from apiserver.http.negotiation import media_type, negotiate
+from apiserver.http.negotiation import JSON, YAML, media_type, negotiate
 from apiserver.http.status import (
     bad_request,
     forbidden,
@@ -173,7 +173,7 @@ class AuditLogQueryResource:
         if answer_type is None:
             raise not_acceptable(decoding.MEDIA_TYPES)
         validation = field_validation(request.query)
-        body_type = media_type(request.headers.get("Content-Type", "")) or decoding.JSON
+        body_type = media_type(request.headers.get("Content-Type", "")) or JSON
         if body_type not in decoding.MEDIA_TYPES:
             raise unsupported_media_type(body_type, decoding.MEDIA_TYPES)
         document = decoding.decode(await request.read(), body_type)
@@ -199,16 +199,16 @@ class AuditLogQueryResource:
         headers: dict[str, str] = {}
         if validation in ("", "Warn") and field_messages:
             headers["Warning"] = ", ".join(_warning(m) for m in field_messages)
-        if answer_type == decoding.YAML:
+        if answer_type == YAML:
             status = _status_without_results(result) | {"results": orjson.loads(result.results_json)}
             full = head | {"status": status}
             return web.Response(
                 status=201,
                 body=yaml.safe_dump(full, sort_keys=False).encode(),
-                content_type=decoding.YAML,
+                content_type=YAML,
                 headers=headers,
             )
-        return web.Response(status=201, body=_json_answer(head, result), content_type=decoding.JSON, headers=headers)
+        return web.Response(status=201, body=_json_answer(head, result), content_type=JSON, headers=headers)
 
     @staticmethod
     def _check_type_meta(document: Mapping[str, Any]) -> None:

@@ -14,10 +14,9 @@ from typing import Any
 
 import yaml
 
+from apiserver.http.negotiation import JSON, YAML
 from apiserver.http.status import bad_request
 
-JSON = "application/json"
-YAML = "application/yaml"
 MEDIA_TYPES = (JSON, YAML)
 
 Schemas = Mapping[str, Mapping[str, Any]]

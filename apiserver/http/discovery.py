@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from apiserver.http.negotiation import accepts_with_params
+from apiserver.http.negotiation import JSON, accepts_with_params
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _AGGREGATED_V2_PARAMS = {"g": "apidiscovery.k8s.io", "v": "v2", "as": "APIGroupDiscoveryList"}
@@ -116,7 +116,7 @@ def add_routes(app: web.Application, gv: GroupVersion) -> None:
         body = orjson.dumps(document)
 
         async def handler(_: web.Request) -> web.Response:
-            return web.Response(body=body, content_type="application/json")
+            return web.Response(body=body, content_type=JSON)
 
         return handler
 
@@ -125,7 +125,7 @@ def add_routes(app: web.Application, gv: GroupVersion) -> None:
     etag = f'"{hashlib.sha256(aggregated).hexdigest()}"'
 
     async def apis(request: web.Request) -> web.Response:
-        if not accepts_with_params(request.headers.get("Accept"), "application/json", _AGGREGATED_V2_PARAMS):
+        if not accepts_with_params(request.headers.get("Accept"), JSON, _AGGREGATED_V2_PARAMS):
             return await legacy(request)
         headers = {"Content-Type": AGGREGATED_V2, "ETag": etag, "Vary": "Accept"}
         if etag in request.headers.get("If-None-Match", ""):

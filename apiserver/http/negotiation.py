@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+JSON = "application/json"
+YAML = "application/yaml"
+
 _CONVERSION_PARAMS = frozenset({"as", "g", "v"})
 
 

@@ -18,11 +18,8 @@ import orjson
 from aiohttp import web
 
 from apiserver.http.discovery import ApiResource, GroupVersion
-from apiserver.http.negotiation import negotiate
+from apiserver.http.negotiation import JSON, YAML, negotiate
 from apiserver.http.status import not_acceptable
-
-JSON = "application/json"
-YAML = "application/yaml"
 
 Schemas = dict[str, dict[str, Any]]
 

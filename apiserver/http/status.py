@@ -14,8 +14,7 @@ import orjson
 from aiohttp import web
 
 from apiserver.auditlogquery.errors import FieldError
-
-JSON = "application/json"
+from apiserver.http.negotiation import JSON
 
 
 class ApiError(Exception):
