@@ -24,10 +24,12 @@ def rejection(source: str) -> list[str]:
     [
         # the checker: names, fields, types, syntax
         ("verbb == 'get'", "1:1: undeclared reference to 'verbb' (did you mean 'verb'?)"),
-        ("objectRef.nme == 'x'", "1:10: undefined field 'nme' not found in struct"),
-        ("user.usernme == 'x'", "1:5: undefined field 'usernme'"),
-        ("verb == 1", "1:6: found no matching overload for '_==_' applied to '(string, int)'"),
-        ("responseStatus.code == '200'", "1:21: found no matching overload for '_==_' applied to '(int, string)'"),
+        ("objectRef.nme == 'x'", "1:10: objectRef has no field 'nme' (did you mean 'name'?)"),
+        ("user.zzz == 'x'", "1:5: user has no field 'zzz' (its fields: groups, uid, username)"),
+        ("verb == 1", "1:6: found no matching overload for '==' applied to '(string, int)'"),
+        ("responseStatus.code == '200'", "1:21: found no matching overload for '==' applied to '(int, string)'"),
+        ("verb in 5", "1:6: found no matching overload for 'in' applied to '(string, int)'"),
+        ("!verb", "1:1: found no matching overload for '!' applied to '(string)'"),
         ("verb ==", "1:8: Syntax error"),
         ("has(objectRef)", "1:5: has() argument must be a field selection"),
         # not a condition

@@ -14,25 +14,38 @@ from cel_expr_python import cel
 from google.protobuf import any_pb2
 
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem
-from apiserver.auditlogquery.filter.schema import environment, schema
+from apiserver.auditlogquery.filter.schema import MESSAGE_NAMES, environment, schema
 
 MAX_FILTER_LENGTH = 8192  # characters; bounds the checker's and ClickHouse's work for one query
 
 # cel-cpp reports `ERROR: <input>:LINE:COL: message` per problem, then the source line and a caret.
 _ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 _UNDECLARED = re.compile(r"undeclared reference to '([^']*)'")
+_UNDEFINED_FIELD = re.compile(r"undefined field '([^']*)' not found in struct '[^']*\.([^'.]*)'")
+_OPERATOR = re.compile(r"'(?:_([^'\w\s]+)_|([!-])_|@(in))'")
+
+
+def _suggest(name: str, known: list[str], noun: str) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"{noun}: {', '.join(sorted(known))}"
 
 
 def _hint(message: str) -> str:
-    """Name the closest declared field for a misspelt one."""
+    """Say it in the user's terms: the closest field for a misspelt one, `==` rather than CEL's `_==_`."""
+    message = _OPERATOR.sub(lambda m: f"'{m.group(1) or m.group(2) or m.group(3)}'", message)
     undeclared = _UNDECLARED.search(message)
-    if undeclared is None:
-        return message
-    message = message.replace(" (in container '')", "")
-    close = difflib.get_close_matches(undeclared.group(1), list(schema().variables), n=1)
-    if close:
-        return f"{message} (did you mean '{close[0]}'?)"
-    return f"{message} (fields: {', '.join(sorted(schema().variables))})"
+    if undeclared is not None:
+        known = list(schema().variables)
+        message = message.replace(" (in container '')", "")
+        return f"{message} ({_suggest(undeclared.group(1), known, 'fields')})"
+    undefined = _UNDEFINED_FIELD.search(message)
+    if undefined is not None:
+        parents = {message_name: head for head, message_name in MESSAGE_NAMES.items()}
+        head = parents.get(undefined.group(2))
+        if head is not None:
+            known = [parts[1] for parts in schema().columns if len(parts) == 2 and parts[0] == head]
+            return f"{head} has no field '{undefined.group(1)}' ({_suggest(undefined.group(1), known, 'its fields')})"
+    return message
 
 
 def _problems(err: RuntimeError) -> list[Problem]:
