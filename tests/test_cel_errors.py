@@ -8,6 +8,7 @@ from apiserver.auditlogquery.errors import InvalidQuery
 from apiserver.auditlogquery.filter import MATCH_ALL, compile_filter
 from apiserver.auditlogquery.filter.compile import MAX_FILTER_LENGTH
 from apiserver.auditlogquery.filter.docs import FILTER_DESCRIPTION
+from apiserver.auditlogquery.filter.translate import MAX_SQL_LENGTH
 from auditlog.fields import FIELDS
 
 
@@ -110,6 +111,14 @@ def test_size_and_depth_limits() -> None:
     assert f"the limit is {MAX_FILTER_LENGTH}" in message
     [message] = rejection("(" * 40 + "verb == 'a'" + ")" * 40)
     assert "too deeply" in message
+
+
+def test_filters_that_would_make_an_oversized_query_are_refused() -> None:
+    nested = "user.groups.exists_one(x6, annotations[x6] == '')"
+    for level in range(5, -1, -1):
+        nested = f"user.groups.exists_one(x{level}, annotations[x{level}] == '' || {nested})"
+    [message] = rejection(nested)
+    assert f"SQL condition (limit {MAX_SQL_LENGTH}); simplify it" in message
 
 
 def test_blank_filter_selects_everything() -> None:

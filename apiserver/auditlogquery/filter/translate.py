@@ -56,6 +56,7 @@ _STRING_FUNCTIONS = {
     "endsWith": "endsWith({0}, {1})",
     "contains": "position({0}, {1}) > 0",
 }
+MAX_SQL_LENGTH = 100_000  # well inside ClickHouse's max_query_size (256 KiB) with the page query around it
 _PARAM_TYPES = {"string": "String", "int": "Int64"}
 _MACROS_ONLY = "only the exists(), all() and exists_one() macros are supported (not map() or filter())"
 _EXAMPLES = {"timestamp": "2026-01-01T00:00:00Z", "duration": "1h"}
@@ -526,6 +527,13 @@ class _Translator:
 def translate(checked: CheckedExpr) -> SqlFilter:
     """Raises FilterRejected naming the construct and its line:column when it has no SQL equivalent."""
     try:
-        return _Translator(checked).translate()
+        translated = _Translator(checked).translate()
     except RecursionError:
         raise FilterRejected([Problem("the filter is nested too deeply; flatten it")]) from None
+    if len(translated.where) > MAX_SQL_LENGTH:
+        # Conditions that can error (annotations[k], l[i]) are spelt twice (true and false) under ! and
+        # exists_one, so nesting them can double the SQL per level.
+        size = len(translated.where)
+        message = f"the filter makes a {size}-character SQL condition (limit {MAX_SQL_LENGTH}); simplify it"
+        raise FilterRejected([Problem(message)])
+    return translated
