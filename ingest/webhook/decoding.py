@@ -1,0 +1,120 @@
+"""From an HTTP request body to the items of an `audit.k8s.io/v1 EventList`, or a 4xx that says what to fix.
+
+Every size check counts decompressed bytes as they are produced, so a small gzip bomb is refused after at most
+`max_bytes + 1` bytes of output rather than after it has filled memory.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, NoReturn
+
+import orjson
+from aiohttp import web
+
+API_VERSION = "audit.k8s.io/v1"
+KIND = "EventList"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class BadRequest(Exception):
+    """A request the sender must change; `reason` is the metrics label, the message tells the sender what to fix."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _too_large(max_bytes: int, what: str) -> NoReturn:
+    raise BadRequest(400, "too_large", f"{what} is over the limit of {max_bytes} bytes; send smaller batches")
+
+
+def check_content_type(request: web.Request) -> None:
+    if request.content_type != "application/json":
+        raise BadRequest(
+            415, "content_type", f"Content-Type {request.content_type!r} is not supported; send application/json"
+        )
+
+
+def _encoding(request: web.Request) -> str:
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    if encoding not in ("identity", "gzip"):
+        raise BadRequest(
+            415, "content_encoding", f"Content-Encoding {encoding!r} is not supported; send identity or gzip"
+        )
+    return encoding
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The body, gunzipped if it says so, never more than `max_bytes` read or produced."""
+    encoding = _encoding(request)
+    if request.content_length is not None and request.content_length > max_bytes:
+        _too_large(max_bytes, f"body of {request.content_length} bytes")
+    raw = bytearray()
+    async for chunk in request.content.iter_any():
+        raw += chunk
+        if len(raw) > max_bytes:
+            _too_large(max_bytes, "body")
+    return gunzip(bytes(raw), max_bytes) if encoding == "gzip" else bytes(raw)
+
+
+def gunzip(data: bytes, max_bytes: int) -> bytes:
+    """Every gzip member of `data`, stopping as soon as the output passes `max_bytes`."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(_GZIP_WBITS)
+        try:
+            # max_length bounds the output; at least 1 because out never exceeds max_bytes here.
+            out += inflater.decompress(data, max_bytes + 1 - len(out))
+        except zlib.error as err:
+            raise BadRequest(400, "bad_gzip", f"body is not valid gzip: {err}") from None
+        if len(out) > max_bytes:
+            _too_large(max_bytes, "decompressed body")
+        if not inflater.eof:
+            raise BadRequest(400, "bad_gzip", "gzip body is truncated")
+        data = inflater.unused_data
+    return bytes(out)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(body: bytes) -> Any:
+    """orjson first; only when it refuses, the standard parser, which keeps bad UTF-8 and lone surrogates as
+    surrogate escapes: the items holding them are then dead-lettered alone instead of sinking the whole batch."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body.decode("utf-8", "surrogateescape"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as err:
+        detail = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise BadRequest(400, "not_json", f"body is not JSON: {detail[:300]}") from None
+
+
+def event_list_items(body: bytes) -> list[Any]:
+    """The `items` of an audit.k8s.io/v1 EventList; each item is judged later, on its own."""
+    doc = _loads(body)
+    if not isinstance(doc, dict):
+        raise BadRequest(
+            400, "not_eventlist", f"body is a JSON {type(doc).__name__}, not an {API_VERSION} {KIND} object"
+        )
+    kind, api_version = doc.get("kind"), doc.get("apiVersion")
+    if kind != KIND or api_version != API_VERSION:
+        raise BadRequest(
+            400,
+            "not_eventlist",
+            f"body has kind {str(kind)[:64]!r} and apiVersion {str(api_version)[:64]!r}; "
+            f"expected kind {KIND!r} and apiVersion {API_VERSION!r}",
+        )
+    items = doc.get("items")
+    if items is None:  # Go encodes an empty slice as null
+        return []
+    if not isinstance(items, list):
+        raise BadRequest(400, "items_not_list", f"items is a JSON {type(items).__name__}; it must be a list")
+    return items

@@ -1,0 +1,89 @@
+"""Items → what to publish: each storable event as its own message keyed for JetStream's dedupe, everything else
+as a dead letter carrying the reason. One bad item never decides the fate of the others."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from auditlog.events import event_key, problem
+from ingest.jetstream import MSG_ID_HEADER, dead_letter
+from ingest.webhook.settings import SOURCE
+
+# Bytes a message needs besides its body and Nats-Msg-Id value: the `NATS/1.0` line, header names, separators.
+# nats-server counts headers + body against max_payload.
+_HEADER_OVERHEAD = 64
+
+# A Nats-Msg-Id longer than this is not an auditID kube-apiserver wrote (those are UUIDs); nats-server refuses
+# headers over 64 KiB, which would fail the whole batch on every retry.
+MAX_KEY_BYTES = 1024
+
+# Dead-letter reasons, as metrics labels (the header carries the full sentence).
+INVALID = "invalid_event"
+KEY_TOO_LONG = "audit_id_too_long"
+TOO_LARGE = "too_large"
+UNENCODABLE = "unencodable"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sorted:
+    events: list[Outgoing] = field(default_factory=list)
+    dead_letters: list[Outgoing] = field(default_factory=list)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+
+
+def _dump_any(item: Any) -> bytes:
+    """Any parsed item as JSON bytes; strings holding undecodable bytes come out \\u-escaped, never refused."""
+    try:
+        return orjson.dumps(item)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(item, ensure_ascii=True).encode()
+
+
+def _dead_letter(payload: bytes, reason: str, *, subject: str, original_subject: str) -> Outgoing:
+    data, headers = dead_letter(payload, reason=reason, source=SOURCE, original_subject=original_subject)
+    # The same bad item re-sent in a retried batch is the same dead letter: JetStream keeps one.
+    digest = hashlib.blake2b(payload, digest_size=16)
+    digest.update(reason.encode())
+    headers[MSG_ID_HEADER] = f"deadletter-{digest.hexdigest()}"
+    return Outgoing(subject, data, headers)
+
+
+def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_payload: int) -> Sorted:
+    """`max_payload`: the largest message (body and headers) that NATS and the stream accept."""
+    out = Sorted()
+    for item in items:
+        why = problem(item)
+        if why is not None:
+            code, payload = INVALID, _dump_any(item)
+        else:
+            try:
+                payload = orjson.dumps(item)
+            except orjson.JSONEncodeError as err:  # text that is not valid UTF-8, an integer over 64 bits
+                code, payload, why = UNENCODABLE, _dump_any(item), f"event cannot be encoded as JSON: {err}"
+            else:
+                key = event_key(item)
+                key_bytes = len(key.encode())
+                if key_bytes > MAX_KEY_BYTES:
+                    code, why = KEY_TOO_LONG, f"auditID and stage make a {key_bytes}-byte key; at most {MAX_KEY_BYTES}"
+                elif len(payload) + key_bytes + _HEADER_OVERHEAD > max_payload:
+                    code = TOO_LARGE
+                    why = f"event of {len(payload)} bytes is over the {max_payload}-byte message limit of NATS"
+                else:
+                    out.events.append(Outgoing(subject, payload, {MSG_ID_HEADER: key}))
+                    continue
+        out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
+        out.dead_letter_reasons[code] += 1
+    return out

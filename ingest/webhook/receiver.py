@@ -1,0 +1,202 @@
+"""The HTTP surface: `POST /events` (kube-apiserver's audit webhook), `/healthz`, `/readyz`, `/metrics`.
+
+kube-apiserver retries a batch on any non-2xx and drops it after its retries, so: 200 only when every message of
+the batch is durably in JetStream, 503 only when JetStream is unavailable (a retry can help), 4xx when the body
+itself is wrong (a retry cannot), and a bad item is dead-lettered rather than failing its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from ingest.jetstream import DEAD_LETTER_SETTINGS, ensure_stream
+from ingest.webhook import metrics
+from ingest.webhook.decoding import BadRequest, check_content_type, event_list_items, read_body
+from ingest.webhook.messages import sort_items
+from ingest.webhook.publisher import JetStreamUnavailable, PipelinedPublisher
+from ingest.webhook.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+_SETTINGS = web.AppKey("settings", WebhookSettings)
+_NC = web.AppKey("nc", NATS)
+_PUBLISHER = web.AppKey("publisher", PipelinedPublisher)
+_STREAM_MAX_MSG_SIZE = web.AppKey("stream_max_msg_size", int)
+_REASONS = {400: "BadRequest", 405: "MethodNotAllowed", 415: "UnsupportedMediaType", 503: "ServiceUnavailable"}
+
+
+def _status(code: int, message: str, **headers: str) -> web.Response:
+    """A Kubernetes-style Status body, the error shape kube-apiserver and kubectl users know."""
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": _REASONS.get(code, "Unknown"),
+        "code": code,
+    }
+    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+def _reject(code: int, reason: str, message: str, **headers: str) -> web.Response:
+    metrics.REJECTED.labels(reason).inc()
+    return _status(code, message, **headers)
+
+
+async def _events(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    response = await _answer_events(request)
+    metrics.REQUESTS.labels(str(response.status)).inc()
+    metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+    return response
+
+
+def _message_limit(max_payload: int, stream_max_msg_size: int) -> int:
+    return min(max_payload, stream_max_msg_size) if stream_max_msg_size > 0 else max_payload
+
+
+async def _answer_events(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        return _reject(405, "method", f"{request.method} is not allowed on /events; POST an EventList", Allow="POST")
+    settings, nc = request.app[_SETTINGS], request.app[_NC]
+    try:
+        check_content_type(request)
+        items = event_list_items(await read_body(request, settings.max_body_bytes))
+    except BadRequest as err:
+        return _reject(err.status, err.reason, err.message)
+    metrics.RECEIVED.inc(len(items))
+    sorted_items = sort_items(
+        items,
+        subject=settings.subject,
+        dead_letter_subject=settings.dead_letter_subject,
+        max_payload=_message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE]),
+    )
+    publisher = request.app[_PUBLISHER]
+    started = time.perf_counter()
+    try:
+        outcome = await publisher.publish(sorted_items.events)
+        await publisher.publish(sorted_items.dead_letters)  # rare: after the events, to count their duplicates apart
+    except JetStreamUnavailable as err:
+        log.warning("answering 503 to a batch of %d items: %s", len(items), err)
+        return _reject(503, "jetstream_unavailable", f"JetStream is unavailable, retry the batch: {err}")
+    metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+    metrics.PUBLISHED.inc(len(sorted_items.events))
+    metrics.DUPLICATES.inc(outcome.duplicates)
+    for reason, count in sorted_items.dead_letter_reasons.items():
+        metrics.DEAD_LETTERED.labels(reason).inc(count)
+    summary: dict[str, Any] = {
+        "accepted": len(sorted_items.events),
+        "deadLettered": len(sorted_items.dead_letters),
+        "duplicates": outcome.duplicates,
+    }
+    return web.Response(body=orjson.dumps(summary), content_type="application/json")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    if request.app[_NC].is_connected:
+        return web.Response(text="ok")
+    return _status(503, "not connected to NATS")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(
+    settings: WebhookSettings, nc: NATS, publisher: PipelinedPublisher, stream_max_msg_size: int
+) -> web.Application:
+    app = web.Application()  # the body limit is enforced by decoding.read_body, on decompressed bytes
+    app[_SETTINGS], app[_NC], app[_PUBLISHER] = settings, nc, publisher
+    app[_STREAM_MAX_MSG_SIZE] = stream_max_msg_size
+    app.router.add_route("*", "/events", _events)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+@dataclass
+class WebhookHandle:
+    """A running receiver: `url` is where it listens (the real port when asked for port 0)."""
+
+    settings: WebhookSettings
+    url: str
+    runner: web.AppRunner
+    publisher: PipelinedPublisher
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish (their PubAcks come back), then stop publishing."""
+        await self.runner.cleanup()
+        await self.publisher.stop()
+        for gauge in (metrics.IN_FLIGHT, metrics.NATS_CONNECTED):
+            gauge.set_function(lambda: 0.0)
+
+
+@dataclass(frozen=True)
+class _Streams:
+    summary: str  # for the start-up line
+    max_msg_size: int  # the events stream's own message limit, -1 when it has none (or is not there yet)
+
+
+async def _prepare_streams(settings: WebhookSettings, nc: NATS) -> _Streams:
+    js = nc.jetstream()
+    if settings.manage_streams:
+        summary = ", ".join([await ensure_stream(js, s) for s in (settings.stream, DEAD_LETTER_SETTINGS)])
+    else:
+        summary = "streams left to their owner"
+    max_msg_size, missing = -1, []
+    for name in (settings.stream.name, DEAD_LETTER_SETTINGS.name):
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            missing.append(name)
+            continue
+        if name == settings.stream.name:
+            max_msg_size = info.config.max_msg_size or -1
+    if missing:
+        log.warning("streams %s not found: batches will get 503 until they exist", ", ".join(missing))
+    return _Streams(summary, max_msg_size)
+
+
+async def start_webhook(settings: WebhookSettings, nc: NATS) -> WebhookHandle:
+    """Host the receiver in the running event loop on `nc` (connected, reconnecting); stop it with `.stop()`."""
+    streams = await _prepare_streams(settings, nc)
+    publisher = PipelinedPublisher(nc, batch_timeout_s=settings.publish_timeout_s, max_in_flight=settings.max_in_flight)
+    await publisher.start()
+    app = build_app(settings, nc, publisher, streams.max_msg_size)
+    # In-flight requests get their publish timeout plus a margin to finish before shutdown cuts them.
+    runner = web.AppRunner(
+        app,
+        auto_decompress=False,  # decoding.read_body gunzips with a bound on the output
+        shutdown_timeout=settings.publish_timeout_s + 5,
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    metrics.NATS_CONNECTED.set_function(lambda: float(nc.is_connected))
+    metrics.IN_FLIGHT.set_function(lambda: float(publisher.in_flight))
+    log.info(
+        "webhook listening on %s/events, publishing to stream %s subject %s (dead letters: %s); %s",
+        url,
+        settings.stream.name,
+        settings.subject,
+        settings.dead_letter_subject,
+        streams.summary,
+    )
+    return WebhookHandle(settings, url, runner, publisher)

@@ -1,0 +1,39 @@
+"""What the webhook receiver is told at start: where to listen, where to publish, and its limits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ingest.jetstream import StreamSettings, dead_letter_subject, events_subject
+
+SOURCE = "webhook"  # the dead-letter source name: audit.deadletter.webhook.<cluster>
+# One subject token: no dots, spaces or wildcards, so `audit.k8s.<cluster>` stays inside `audit.k8s.>`.
+_CLUSTER_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    host: str = "127.0.0.1"
+    port: int = 8090  # 0 picks a free port (tests); the handle reports the bound one
+    cluster: str = "default"
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    manage_streams: bool = True  # False where NACK (or an operator) owns the streams
+    # kube-apiserver batches up to 400 events; RequestResponse events carrying big objects make ~10 MB batches.
+    max_body_bytes: int = 64 * 1024 * 1024
+    publish_timeout_s: float = 10.0  # kube-apiserver's own webhook timeout is 30 s: answer 503 well before it
+    max_in_flight: int = 4096  # PubAcks outstanding across all requests (measured fast, bounded memory)
+
+    def __post_init__(self) -> None:
+        if not _CLUSTER_TOKEN.fullmatch(self.cluster):
+            raise ValueError(f"cluster {self.cluster!r} must be one NATS subject token: letters, digits, '-', '_'")
+        if self.max_body_bytes <= 0 or self.max_in_flight <= 0 or self.publish_timeout_s <= 0:
+            raise ValueError("max body bytes, max in flight and publish timeout must be positive")
+
+    @property
+    def subject(self) -> str:
+        return events_subject(self.cluster)
+
+    @property
+    def dead_letter_subject(self) -> str:
+        return dead_letter_subject(SOURCE, self.cluster)

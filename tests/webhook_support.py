@@ -1,0 +1,101 @@
+"""Test helpers for the webhook receiver: run it on a real nats-server, post EventLists, read the streams back."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from activity.natsd import NatsServer
+from ingest.jetstream import connect
+from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook
+
+JSON = {"Content-Type": "application/json"}
+# Short enough that a test of an outage stays quick, long enough for a loaded 2-core machine.
+TEST_SETTINGS = WebhookSettings(host="127.0.0.1", port=0, cluster="test-1", publish_timeout_s=2.0)
+
+
+@dataclass
+class Running:
+    nc: NATS
+    handle: WebhookHandle
+    http: aiohttp.ClientSession
+
+    @property
+    def events_url(self) -> str:
+        return self.handle.url + "/events"
+
+    async def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with self.http.post(self.events_url, data=body, headers=headers or JSON) as response:
+            return response.status, orjson.loads(await response.read())
+
+    async def post_items(self, items: list[Any]) -> tuple[int, Any]:
+        return await self.post(event_list(items))
+
+
+@asynccontextmanager
+async def running_webhook(server: NatsServer, **overrides: Any) -> AsyncIterator[Running]:
+    nc = await connect(server.url, "webhook-test")
+    handle = await start_webhook(replace(TEST_SETTINGS, **overrides), nc)
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Running(nc, handle, http)
+    finally:
+        await handle.stop()
+        await nc.close()
+
+
+def event_list(items: list[Any]) -> bytes:
+    """The EventList kube-apiserver would send; the standard encoder, to carry what orjson refuses (huge ints)."""
+    return json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}).encode()
+
+
+async def stored(nc: NATS, stream: str) -> list[Msg]:
+    """Every message the stream holds, in order, through an ephemeral consumer that needs no acks."""
+    js = nc.jetstream()
+    config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
+    sub = await js.pull_subscribe("", stream=stream, config=config)
+    try:
+        want = (await sub.consumer_info()).num_pending or 0
+        messages: list[Msg] = []
+        while len(messages) < want:
+            messages += await sub.fetch(min(want - len(messages), 1000), timeout=5)
+        return messages
+    finally:
+        await sub.unsubscribe()
+
+
+_PATIENCE_S = 20.0  # generous: up to 7 helpers share these 2 cores
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` if it does not in time."""
+    deadline = asyncio.get_running_loop().time() + _PATIENCE_S
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {_PATIENCE_S}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def status_of(webhook: Running, path: str) -> int:
+    async with webhook.http.get(webhook.handle.url + path) as response:
+        return response.status
+
+
+async def has_status(webhook: Running, path: str, status: int) -> bool:
+    return await status_of(webhook, path) == status
