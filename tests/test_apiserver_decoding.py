@@ -83,12 +83,22 @@ def test_yaml_keeps_timestamps_as_strings_and_sees_repeated_keys() -> None:
     assert problems.duplicate == ["spec.limit"]
 
 
-@pytest.mark.parametrize(("body", "media"), [(b"{", JSON), (b"[1", JSON), (b'{"a": Infinity}', JSON), (b"a: [", YAML)])
-def test_syntax_errors_are_400(body: bytes, media: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "media", "message"),
+    [
+        (b"{", JSON, "the request body is not valid JSON"),
+        (b"[1", JSON, "the request body is not valid JSON"),
+        (b'{"a": Infinity}', JSON, "the request body is not valid JSON"),
+        (b"a: [", YAML, "the request body is not valid YAML"),
+        (b'{"spec":' * 100_000, JSON, "the request body is nested too deeply"),
+        (b"- " * 50_000, YAML, "the request body is nested too deeply"),
+    ],
+)
+def test_malformed_bodies_are_400(body: bytes, media: str, message: str) -> None:
     with pytest.raises(ApiError) as caught:
         decode(body, media)
     assert caught.value.code == 400
-    assert caught.value.message.startswith("the request body is not valid")
+    assert caught.value.message.startswith(message)
 
 
 @pytest.mark.parametrize(
@@ -227,3 +237,11 @@ async def test_requests_beyond_the_in_flight_limit_are_429_except_for_masters() 
     finally:
         release.set()
         await client.close()
+
+
+@given(st.binary(max_size=200), st.sampled_from([JSON, YAML]))
+def test_any_body_decodes_or_is_a_400(body: bytes, media: str) -> None:
+    try:
+        decode(body, media)
+    except ApiError as err:
+        assert err.code == 400

@@ -12,6 +12,8 @@ import orjson
 import pytest
 import yaml
 from apiserver_support import ApiServerEnv, apiserver
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 __all__ = ["apiserver"]  # the fixture, imported for pytest
 
@@ -351,3 +353,34 @@ def test_other_verbs_and_named_paths(apiserver: ApiServerEnv) -> None:
     for method in ("GET", "PUT", "DELETE", "PATCH", "POST"):
         _assert_status(apiserver.request(method, f"{COLLECTION}/q1"), 404, "NotFound")
     _assert_status(apiserver.request("GET", f"{COLLECTION}/q1/status"), 404, "NotFound")
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_spec_fields = st.sampled_from(["startTime", "endTime", "filter", "limit", "continue", "other"])
+_metadata_fields = st.sampled_from(["name", "generateName", "labels", "annotations", "namespace", "finalizers"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=st.dictionaries(_spec_fields, _json_values, max_size=5),
+    metadata=st.dictionaries(_metadata_fields, _json_values, max_size=3),
+)
+def test_any_object_is_answered_201_or_a_4xx_status(
+    apiserver: ApiServerEnv, spec: dict[str, Any], metadata: dict[str, Any]
+) -> None:
+    body = json.dumps({"metadata": metadata, "spec": spec}, ensure_ascii=False).encode()
+    answer = apiserver.request("POST", COLLECTION, body, JSON_HEADERS)
+    if answer.status == 201:
+        assert isinstance(answer.json()["status"]["results"], list)
+        return
+    assert answer.status in (400, 422), answer.body
+    status = answer.json()
+    assert (status["kind"], status["code"]) == ("Status", answer.status)

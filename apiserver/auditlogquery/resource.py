@@ -9,6 +9,7 @@ Nothing is stored, so there is no uid or resourceVersion.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -67,6 +68,7 @@ _SUBDOMAIN_HELP = (
     "start and end with an alphanumeric character (e.g. 'example.com')"
 )
 RETRY_AFTER_STORE_FAILURE_SECONDS = 5
+MAX_SHOWN_VALUE = 200  # characters of a wrongly typed value quoted back in the error
 
 
 def field_validation(query: MultiMapping[str]) -> str:
@@ -102,7 +104,10 @@ def _warning(text: str) -> str:
 
 
 def _type_error(path: str, expected: str, value: Any) -> FieldError:
-    shown = value if isinstance(value, str) else orjson.dumps(value).decode()
+    # the stdlib encoder: orjson refuses integers beyond 64 bits, which JSON bodies may carry
+    shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(shown) > MAX_SHOWN_VALUE:
+        shown = shown[:MAX_SHOWN_VALUE] + "..."
     return FieldError(path, "FieldValueTypeInvalid", shown, f"{path} must be of type {expected}")
 
 

@@ -79,6 +79,8 @@ def decode(body: bytes, media: str) -> Any:
     except (ValueError, yaml.YAMLError) as err:
         kind = "YAML" if media == YAML else "JSON"
         raise bad_request(f"the request body is not valid {kind}: {err}") from None
+    except RecursionError:
+        raise bad_request("the request body is nested too deeply") from None
 
 
 @dataclass
