@@ -334,7 +334,7 @@ def test_type_meta_must_match(apiserver: ApiServerEnv) -> None:
     assert apiserver.request("POST", COLLECTION, '{"spec":{"limit":1}}').status == 201
 
 
-@pytest.mark.parametrize("body", ["{not json", "[1,2]", "", '{"spec": NaN}', "a: [b"])
+@pytest.mark.parametrize("body", ["{not json", "[1,2]", "null", "", '{"spec": NaN}', "a: [b"])
 def test_malformed_bodies_are_400(apiserver: ApiServerEnv, body: str) -> None:
     content_type = "application/yaml" if body.startswith("a:") else "application/json"
     _assert_status(apiserver.request("POST", COLLECTION, body, {"Content-Type": content_type}), 400, "BadRequest")

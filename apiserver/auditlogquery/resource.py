@@ -183,7 +183,7 @@ class AuditLogQueryResource:
             raise unsupported_media_type(body_type, decoding.MEDIA_TYPES)
         document = decoding.decode(await request.read(), body_type)
         if not isinstance(document, dict):
-            raise bad_request(f"the request body must be one {KIND} object, not a JSON {type(document).__name__}")
+            raise bad_request(f"the request body must be one {KIND} object, not {json.dumps(document)[:40]}")
         self._check_type_meta(document)
 
         obj, problems = decoding.conform(document, self.schemas[AUDIT_LOG_QUERY], self.schemas)
