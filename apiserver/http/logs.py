@@ -53,18 +53,21 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        user = request.get(USER_KEY)
+        user = getattr(request.get(USER_KEY), "name", "")
+        duration_ms = round(time * 1000, 3)
         self.logger.info(
-            "%s %s %d",
+            "%s %s %d %.1fms user=%s",
             request.method,
             request.path,
             response.status,
+            duration_ms,
+            user or "-",
             extra={
                 "method": request.method,
                 "path": request.path,
                 "status": response.status,
-                "duration_ms": round(time * 1000, 3),
-                "user": getattr(user, "name", ""),
+                "duration_ms": duration_ms,
+                "user": user,
                 "remote": request.remote or "",
             },
         )
