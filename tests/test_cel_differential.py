@@ -202,6 +202,9 @@ CORPUS = [
     "stageTimestamp > timestamp('0001-01-01T00:00:00Z')",
     "stageTimestamp < timestamp('9999-12-31T23:59:59Z')",
     "stageTimestamp > timestamp('2026-11-28T09:00:00.5Z') && stageTimestamp < timestamp('2026-11-28T09:00:01Z')",
+    "timestamp('2026-01-01T00:00:00Z') < timestamp('2027-01-01T00:00:00Z') && verb == 'get'",
+    "duration('1h') > duration('2h') || verb == 'get'",
+    "stageTimestamp - stageTimestamp == duration('0s') && verb == 'list'",
     # annotations: index, errors for missing keys and how && / || / ! treat them
     "annotations['authorization.k8s.io/decision'] == 'forbid'",
     "annotations['authorization.k8s.io/decision'] != 'allow'",

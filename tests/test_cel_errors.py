@@ -74,6 +74,9 @@ def rejection(source: str) -> list[str]:
         ("b'x' == b'x'", "not on bytes"),
         ("(verb == 'a') < true", "true and false cannot be ordered"),
         ("verb in {'a': 1}", "1:9: map and object literals are not supported"),
+        ("[true][0]", "1:7: indexing with [ ] here is not supported"),
+        ("[stageTimestamp].size() > 0", "1:1: a list must hold only strings or only ints"),
+        ("duration('87600000h') + duration('87600000h') > duration('1h')", "1:23: this duration is outside"),
     ],
 )
 def test_rejected_filters_say_what_and_where(source: str, detail: str) -> None:

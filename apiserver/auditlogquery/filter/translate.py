@@ -124,6 +124,8 @@ def _constant(value: bool, requires: Iterable[str] = ()) -> Cond:
 
 def _display(function: str) -> str:
     """`_+_` → `+`, `@in` → `in`, `startsWith` → `startsWith()`."""
+    if function == "_[_]":
+        return "indexing with [ ] here"
     if function.startswith("@"):
         return function[1:]
     if "_" in function:
