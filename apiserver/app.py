@@ -117,7 +117,7 @@ class ApiServerHandle:
 def _serving_context(settings: ApiServerSettings) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    # aiohttp speaks HTTP/1.1 only; saying so in ALPN keeps Go clients (the aggregator) from offering h2
+    # aiohttp speaks HTTP/1.1 only: selecting it in ALPN settles Go clients (the aggregator) that also offer h2
     context.set_alpn_protocols(["http/1.1"])
     if settings.tls_cert_file and settings.tls_private_key_file:
         context.load_cert_chain(settings.tls_cert_file, settings.tls_private_key_file)
