@@ -48,6 +48,14 @@ async def test_store_failing_for_a_while_backs_off_holds_one_batch_then_drains(
             assert 0 < info.num_ack_pending <= 2 * consumer.settings.batch_events
             assert info.num_pending >= len(events) - 2 * consumer.settings.batch_events
             assert info.num_redelivered == 0
+            # The gauges follow the durable's info (polled), so a dashboard shows the backlog growing.
+            await eventually(
+                lambda: (
+                    sample(consumer, "ack_pending_messages") == info.num_ack_pending
+                    and sample(consumer, "pending_messages") == info.num_pending
+                ),
+                what="the pending gauges",
+            )
             assert sample(consumer, "messages_acked_total") == 0
 
             await store.run(lambda c: c.command("RENAME TABLE events_away TO events"))

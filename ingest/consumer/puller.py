@@ -13,6 +13,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -45,8 +46,7 @@ class PullOutcome:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):  # parsed for every message: a tuple is several times cheaper than a dataclass
     """From a JetStream message's reply subject: its stream sequence, how often it was delivered, and how many
     messages wait behind it."""
 
