@@ -216,3 +216,20 @@ async def test_batches_are_cut_by_bytes_and_an_event_bigger_than_a_batch_comes_a
         assert flushed >= sum(map(len, payloads)) / 20_000  # the byte budget, not the count, cut the batches
     finally:
         await nc.close()
+
+
+async def test_a_deleted_durable_is_recreated_and_nothing_is_shown_twice(nats_server: NatsServer, store: Store) -> None:
+    events = generated(200)
+    nc = await connect(nats_server.url, "test")
+    try:
+        await events_stream(nc)
+        async with running(nc, store):
+            await publish(nc, events[:200])
+            await eventually(lambda: drained(nc), what="the first half acked")
+            await nc.jetstream().delete_consumer(STREAM, DURABLE)
+            await publish(nc, events[200:])
+            await eventually(lambda: drained(nc), what="the recreated durable drained", within=60)
+        # The new durable starts from the stream's beginning: the first half is stored again, and read once.
+        assert Counter(await stored_keys(store)) == Counter(keys(events))
+    finally:
+        await nc.close()

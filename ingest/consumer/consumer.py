@@ -189,9 +189,10 @@ class Consumer:
         self.metrics.pulls.labels(outcome.ended.value).inc()
         if outcome.ended in (Ended.UNAVAILABLE, Ended.LOST, Ended.REFUSED):
             log.warning("pull ended: %s %s", outcome.ended.value, outcome.description)
-            if "Deleted" in outcome.description or outcome.ended is Ended.UNAVAILABLE:
-                with contextlib.suppress(Exception):
-                    log.info(await self._ensure_consumer())
+            # The durable may have been deleted under us (a pull for it then goes unanswered or is refused);
+            # while NATS itself is away this just fails again.
+            with contextlib.suppress(Exception):
+                log.info(await self._ensure_consumer())
             await asyncio.sleep(0.5)  # NATS restarting, or JetStream electing a leader
 
     def _count_pulled(self) -> None:
