@@ -115,7 +115,9 @@ class ApiServerHandle:
 
 
 def _serving_context(settings: ApiServerSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # A bare server context: client certificates are trusted only through the CAs the auth layer loads,
+    # never the system's public roots.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # aiohttp speaks HTTP/1.1 only: selecting it in ALPN settles Go clients (the aggregator) that also offer h2
     context.set_alpn_protocols(["http/1.1"])

@@ -19,10 +19,12 @@ class FieldError:
         """The Kubernetes field.Error text: `Invalid value: "x": detail` / `Required value: detail`."""
         if self.reason == "FieldValueRequired":
             return f"Required value: {self.detail}"
+        quoted = '"' + (self.value or "").replace("\\", "\\\\").replace('"', '\\"') + '"'
         if self.reason == "FieldValueNotSupported":
-            return f"Unsupported value: {self.value!r}: {self.detail}"
-        quoted = (self.value or "").replace("\\", "\\\\").replace('"', '\\"')
-        return f'Invalid value: "{quoted}": {self.detail}'
+            return f"Unsupported value: {quoted}: {self.detail}"
+        if self.reason == "FieldValueTooLong":
+            return f"Too long: {self.detail}"
+        return f"Invalid value: {quoted}: {self.detail}"
 
 
 class InvalidQuery(Exception):

@@ -22,7 +22,7 @@ from apiserver.http.status import internal_error, status_response, unauthorized
 
 log = logging.getLogger(__name__)
 
-USER_KEY = "user"
+USER_KEY: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
 
 
 def peer_certificate(request: web.BaseRequest) -> x509.Certificate | None:
