@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import aiohttp
 from consumer_support import (
@@ -157,3 +158,27 @@ async def _status(http: aiohttp.ClientSession, url: str, status: int) -> bool:
 async def _metrics_show(http: aiohttp.ClientSession, base: str, line: str) -> bool:
     async with http.get(base + "/metrics") as response:
         return line in (await response.text()).splitlines()
+
+
+async def test_sigterm_with_the_store_down_hands_the_batch_back_and_exits_1(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    events = generated(50)
+    nc = await connect(nats_server.url, "test")
+    never_migrated = f"chdb://{tmp_path / 'empty'}"
+    process = spawn_consumer(nats_server.url, never_migrated, *FAST_FLAGS, "--shutdown-grace", "1")
+    try:
+        await events_stream(nc)
+        await publish(nc, events)
+        await eventually(lambda: _all_held(nc, len(events)), what="every message pulled and held")
+        process.send_signal(signal.SIGTERM)
+        assert await _exited(process) == 1
+        assert process.stderr is not None
+        assert b"will be redelivered" in process.stderr.read()
+        info = await durable_info(nc)
+        # Handed back with -NAK: queued for redelivery at once rather than after ack_wait (30 s), none acked.
+        assert info.num_redelivered == len(events)
+        assert info.ack_floor.stream_seq == 0
+    finally:
+        _stop(process)
+        await nc.close()
