@@ -18,6 +18,7 @@ class Command(Protocol):
 
 # name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("activity.up.command", "run the whole pipeline on this machine: NATS, store, webhook, consumer, API"),
     "migrate": ("activity.commands.migrate", "create or upgrade the ClickHouse schema (idempotent)"),
     "webhook": (
         "ingest.webhook.command",
@@ -73,6 +74,7 @@ def load(name: str) -> Command:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen subcommand's module is imported and given its flags."""
     parser = argparse.ArgumentParser(
         prog="activity",
         description="Kubernetes audit logs, from kube-apiserver to a kubectl answer.",
@@ -82,7 +84,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text, formatter_class=EnvDefaultsFormatter)
-        if only is None or only == name:
+        if only == name:
             load(name).add_arguments(sp)
             apply_env_defaults(sp)
     return parser
