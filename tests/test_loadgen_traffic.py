@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -126,3 +126,9 @@ def test_unpaced_traffic_ends_now_and_paced_traffic_follows_the_clock() -> None:
     assert unpaced[-1] <= now and now - unpaced[-1] < timedelta(seconds=1)
     paced = _received(clocked_plan(1000, now=now, rate=100))  # 50 requests a second
     assert paced[0] > now and paced[-1] - paced[0] == timedelta(seconds=499 / 50)
+
+
+def test_a_start_with_an_offset_is_stamped_in_utc() -> None:
+    start = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    sent = _sent(TrafficPlan(events=2, start=start, step=timedelta(seconds=1)))
+    assert sent[0]["requestReceivedTimestamp"] == "2030-01-02T01:04:06.000000Z"

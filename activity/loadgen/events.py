@@ -12,6 +12,7 @@ depends on them.
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 import zlib
@@ -98,7 +99,13 @@ class GeneratorSettings:
 
 
 def _stamp(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """kube-apiserver's form, `2026-11-28T09:00:00.010000Z` (isoformat: several times faster than strftime)."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+@functools.cache
+def _name_uid(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 
 def _uuid(rng: random.Random) -> str:
@@ -129,7 +136,7 @@ class EventGenerator:
                 "authentication.kubernetes.io/credential-id": [f"JTI={_uuid(self.rng)}"],
                 "authentication.kubernetes.io/node-name": [f"node-{self.rng.randrange(1, 4)}"],
                 "authentication.kubernetes.io/pod-name": [pod],
-                "authentication.kubernetes.io/pod-uid": [str(uuid.uuid5(uuid.NAMESPACE_DNS, pod))],
+                "authentication.kubernetes.io/pod-uid": [_name_uid(pod)],
             }
         else:
             username = self.rng.choice(SYSTEM_USERS)
@@ -152,7 +159,7 @@ class EventGenerator:
         stamp = _stamp(self.settings.start + timedelta(seconds=gen))
         metadata: dict[str, Any] = {
             "name": name,
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{resource}/{namespace}/{name}")),
+            "uid": _name_uid(f"{resource}/{namespace}/{name}"),
             "resourceVersion": str(1000 + gen),
             "generation": gen + 1,
             "creationTimestamp": _stamp(self.settings.start),
