@@ -75,6 +75,13 @@ def _without(event: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != key}
 
 
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _gzip_bomb() -> bytes:
     # 64 MiB of zeros in ~64 KiB: the decompressed size, not the wire size, must hit the 4 MiB limit.
     return gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
@@ -85,6 +92,8 @@ REFUSED = [
     ("invalid JSON", b'{"kind": "EventList", "items": [', {}, 400, "not JSON"),
     ("bad UTF-8 outside strings", b'{"kind": "EventList"\xff}', {}, 400, "not JSON"),
     ("JSON array", b"[1, 2]", {}, 400, "not an audit.k8s.io/v1 EventList"),
+    ("nested past any parser", b"[" * 100_000, {}, 400, "not JSON"),
+    ("number out of range", event_list([GOOD[0]]).replace(b"[{", b"[1e400,{"), {}, 400, "out of range"),
     ("wrong kind", orjson.dumps({"kind": "PodList", "apiVersion": "v1", "items": []}), {}, 400, "'PodList'"),
     (
         "wrong apiVersion",
@@ -182,6 +191,21 @@ async def test_ten_thousand_items_are_all_stored(nats_server: NatsServer) -> Non
         assert (status, summary["accepted"]) == (200, 10_000)
         keys = [m.headers[MSG_ID_HEADER] for m in await stored(webhook.nc, STREAM)]  # type: ignore[index]
         assert sorted(keys) == sorted(event_key(e) for e in items)
+
+
+async def test_an_event_nested_deeper_than_orjson_encodes_is_still_stored(webhook: Running) -> None:
+    deep = dict(GOOD[2], requestObject=_nested(300))
+    assert (await webhook.post_items([deep]))[1]["accepted"] == 1
+    [message] = await stored(webhook.nc, STREAM)
+    assert json.loads(message.data) == deep
+
+
+async def test_an_event_nested_deeper_than_any_encoder_goes_is_dead_lettered(webhook: Running) -> None:
+    body = event_list([GOOD[0], dict(GOOD[2], requestObject="DEEP")])
+    status, summary = await webhook.post(body.replace(b'"DEEP"', b"[" * 1000 + b"]" * 1000))
+    assert (status, summary["accepted"], summary["deadLettered"]) == (200, 1, 1)
+    [dead] = await stored(webhook.nc, DEAD_LETTER_STREAM)
+    assert "cannot be encoded as JSON" in (dead.headers or {})[REASON_HEADER]
 
 
 async def test_an_empty_or_null_item_list_is_a_success(webhook: Running) -> None:

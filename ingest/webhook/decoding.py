@@ -7,6 +7,7 @@ Every size check counts decompressed bytes as they are produced, so a small gzip
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from typing import Any, NoReturn
 
@@ -83,6 +84,13 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def _loads(body: bytes) -> Any:
     """orjson first; only when it refuses, the standard parser, which keeps bad UTF-8 and lone surrogates as
     surrogate escapes: the items holding them are then dead-lettered alone instead of sinking the whole batch."""
@@ -91,7 +99,7 @@ def _loads(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body.decode("utf-8", "surrogateescape"), parse_constant=_reject_constant)
+        return json.loads(body.decode("utf-8", "surrogateescape"), parse_constant=_reject_constant, parse_float=_finite)
     except (ValueError, RecursionError) as err:
         detail = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         raise BadRequest(400, "not_json", f"body is not JSON: {detail[:300]}") from None

@@ -44,12 +44,24 @@ class Sorted:
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
 
 
-def _dump_any(item: Any) -> bytes:
-    """Any parsed item as JSON bytes; strings holding undecodable bytes come out \\u-escaped, never refused."""
+def _encode(item: Any) -> bytes:
+    """Compact JSON; the standard encoder takes over where orjson stops (nesting over 255 levels)."""
     try:
         return orjson.dumps(item)
-    except (orjson.JSONEncodeError, TypeError):
+    except orjson.JSONEncodeError:
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _dump_any(item: Any) -> bytes:
+    """Any parsed item as JSON bytes for a dead letter: undecodable text comes out \\u-escaped, never refused."""
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        pass
+    try:
         return json.dumps(item, ensure_ascii=True).encode()
+    except RecursionError:
+        return orjson.dumps({"unencodable": "nested too deeply to encode", "type": type(item).__name__})
 
 
 def _dead_letter(payload: bytes, reason: str, *, subject: str, original_subject: str) -> Outgoing:
@@ -70,9 +82,10 @@ def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_
             code, payload = INVALID, _dump_any(item)
         else:
             try:
-                payload = orjson.dumps(item)
-            except orjson.JSONEncodeError as err:  # text that is not valid UTF-8, an integer over 64 bits
-                code, payload, why = UNENCODABLE, _dump_any(item), f"event cannot be encoded as JSON: {err}"
+                payload = _encode(item)
+            except (ValueError, RecursionError) as err:  # text that is not valid UTF-8, nesting too deep
+                code, payload = UNENCODABLE, _dump_any(item)
+                why = f"event cannot be encoded as JSON: {type(err).__name__}: {str(err)[:200]}"
             else:
                 key = event_key(item)
                 key_bytes = len(key.encode())
