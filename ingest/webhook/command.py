@@ -30,7 +30,7 @@ def host_port(value: str) -> tuple[str, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", help="NATS server to publish to")
     parser.add_argument(
-        "--listen", type=host_port, default=("0.0.0.0", 8090), metavar="HOST:PORT", help="address to serve on"
+        "--listen", type=host_port, default="0.0.0.0:8090", metavar="HOST:PORT", help="address to serve on"
     )
     parser.add_argument(
         "--cluster", default=_DEFAULTS.cluster, help="cluster name: events go to subject audit.k8s.<cluster>"
@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--max-in-flight", type=int, default=_DEFAULTS.max_in_flight, help="PubAcks outstanding at most"
     )
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log lines at or above"
+    )
 
 
 def settings_from(args: argparse.Namespace) -> WebhookSettings:
