@@ -11,7 +11,7 @@ import sys
 from nats.errors import Error as NatsError
 
 from ingest.jetstream import STREAM, StreamSettings, connect
-from ingest.webhook.receiver import start_webhook
+from ingest.webhook.service import start_webhook
 from ingest.webhook.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
