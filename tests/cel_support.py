@@ -12,7 +12,6 @@ with real proto messages from the filter schema.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 import celpy
@@ -247,7 +246,3 @@ class CelCppFilter:
 
 def selected(reference: CelpyFilter | CelCppFilter, activations: Iterable[tuple[Key, Any]]) -> set[Key]:
     return {key for key, activation in activations if reference.selects(activation)}
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
