@@ -73,3 +73,13 @@ async def test_readyz_follows_the_nats_connection_and_healthz_the_process(
     assert (await webhook.post_items(list(EventGenerator().events(1))))[0] == 503
     nats_server.start()
     await until(lambda: has_status(webhook, "/readyz", 200), "/readyz to turn 200 again")
+
+
+async def test_a_taken_port_fails_the_start_and_leaves_the_running_receiver_alone(
+    webhook: Running, nats_server: NatsServer
+) -> None:
+    port = int(webhook.handle.url.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        async with running_webhook(nats_server, port=port):
+            pass
+    assert (await webhook.post_items(list(EventGenerator().events(1))))[0] == 200

@@ -21,8 +21,9 @@ from ingest.jetstream import connect
 from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook
 
 JSON = {"Content-Type": "application/json"}
-# Short enough that a test of an outage stays quick, long enough for a loaded 2-core machine.
-TEST_SETTINGS = WebhookSettings(host="127.0.0.1", port=0, cluster="test-1", publish_timeout_s=2.0)
+# A generous PubAck timeout: a busy 2-core machine must not turn a healthy NATS into a 503. Outage tests that
+# wait for a timeout set their own.
+TEST_SETTINGS = WebhookSettings(host="127.0.0.1", port=0, cluster="test-1", publish_timeout_s=10.0)
 
 
 @dataclass
@@ -46,12 +47,14 @@ class Running:
 @asynccontextmanager
 async def running_webhook(server: NatsServer, **overrides: Any) -> AsyncIterator[Running]:
     nc = await connect(server.url, "webhook-test")
-    handle = await start_webhook(replace(TEST_SETTINGS, **overrides), nc)
     try:
-        async with aiohttp.ClientSession() as http:
-            yield Running(nc, handle, http)
+        handle = await start_webhook(replace(TEST_SETTINGS, **overrides), nc)
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Running(nc, handle, http)
+        finally:
+            await handle.stop()
     finally:
-        await handle.stop()
         await nc.close()
 
 
