@@ -232,7 +232,9 @@ async def test_streams_are_created_with_the_settings_given(nats_server: NatsServ
 
 async def test_without_stream_management_a_missing_stream_means_503_not_a_new_stream(nats_server: NatsServer) -> None:
     async with running_webhook(nats_server, manage_streams=False) as webhook:
-        status, answer = await webhook.post_items(GOOD)
+        async with webhook.http.post(webhook.events_url, data=event_list(GOOD), headers=JSON) as response:
+            status, answer = response.status, await response.json()
+            assert response.headers["Retry-After"] == "1"
         assert status == 503
         assert "no responders" in answer["message"] and answer["reason"] == "ServiceUnavailable"
         with pytest.raises(NotFoundError):

@@ -84,7 +84,9 @@ async def _answer_events(request: web.Request) -> web.Response:
         await publisher.publish(sorted_items.dead_letters)  # rare: after the events, to count their duplicates apart
     except JetStreamUnavailable as err:
         log.warning("answering 503 to a batch of %d items: %s", len(items), err)
-        return _reject(503, "jetstream_unavailable", f"JetStream is unavailable, retry the batch: {err}")
+        return _reject(
+            503, "jetstream_unavailable", f"JetStream is unavailable, retry the batch: {err}", **{"Retry-After": "1"}
+        )
     metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
     metrics.PUBLISHED.inc(len(sorted_items.events))
     metrics.DUPLICATES.inc(outcome.duplicates)
