@@ -63,6 +63,9 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        # max_payload has no command-line flag in nats-server 2.x: only a configuration file sets it.
+        config = self.store_dir / "nats-server.conf"
+        config.write_text(f"max_payload: {self.max_payload}\n")
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [
@@ -74,8 +77,8 @@ class NatsServer:
                 "-js",
                 "-sd",
                 str(self.store_dir),
-                "--max_payload",
-                str(self.max_payload),
+                "-c",
+                str(config),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
