@@ -4,6 +4,7 @@ telling a data error from a store outage, and the backoff."""
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 
@@ -29,6 +30,16 @@ COMPLETE = [e for e in EVENTS if e["stage"] == "ResponseComplete"]
 def test_a_compact_event_of_a_stored_stage_is_stored_byte_for_byte() -> None:
     payload = orjson.dumps(COMPLETE[0])
     assert screen(payload, STAGES, 1 << 20) == Row(payload)
+
+
+def test_integers_beyond_64_bits_are_valid_json_and_stored() -> None:
+    event = {**COMPLETE[0], "responseObject": {"spec": {"size": 2**70}}}
+    compact = json.dumps(event, separators=(",", ":")).encode()
+    assert screen(compact, STAGES, 1 << 20) == Row(compact)
+    pretty = screen(json.dumps(event, indent=1).encode(), STAGES, 1 << 20)
+    assert isinstance(pretty, Row)
+    assert b"\n" not in pretty.json
+    assert json.loads(pretty.json) == event
 
 
 def test_other_stages_are_filtered() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Final
 
@@ -49,17 +50,24 @@ Verdict = Row | Filtered | Poison
 def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int) -> Verdict:
     if len(payload) > max_event_bytes:
         return Poison(OVERSIZE, f"event is {len(payload)} bytes, over the {max_event_bytes}-byte limit")
+    wide = False
     try:
         event = orjson.loads(payload)
     except orjson.JSONDecodeError as err:
-        return Poison(NOT_JSON, str(err))
+        try:  # orjson refuses integers beyond 64 bits, which JSON (and a CRD's object) may hold
+            event = json.loads(payload)
+        except (ValueError, RecursionError):
+            return Poison(NOT_JSON, str(err))
+        wide = True
     why = problem(event)
     if why is not None:
         return Poison(NOT_AUDIT_EVENT, why)
     if event["stage"] not in stages:
         return Filtered(event["stage"])
     # Rows are stored one per line and read back as tab-separated lines: raw whitespace between JSON tokens
-    # (all JSON allows; string contents are escaped) must go. orjson re-dumps compactly.
+    # (all JSON allows; string contents are escaped) must go. Re-dumped compactly.
     if b"\n" in payload or b"\r" in payload or b"\t" in payload:
+        if wide:
+            return Row(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
         return Row(orjson.dumps(event))
     return Row(payload)
