@@ -1,1 +1,9 @@
-"""The JetStream → ClickHouse consumer: pull → screen → batch → insert → ack (see consumer.py for the loop)."""
+"""The JetStream → ClickHouse consumer, following the data:
+
+- `puller`: raw `$JS.API.CONSUMER.MSG.NEXT` pull requests, messages arriving on a callback
+- `screening`: one payload → stored row, filtered stage, or poison (with the reason)
+- `batch`: messages held unacked until their batch is stored
+- `sink`: dead letters, insert (retried with backoff; bad rows isolated), then ack each message
+- `consumer`: the loop tying them together (`Consumer(settings, nc, store)`, `run()` / `stop()`)
+- `settings`, `metrics`, `probes`, `command`: what it is told, what it reports, how it is run
+"""
