@@ -71,7 +71,7 @@ def delivery(reply: str) -> Delivery | None:
 
 def _status(msg: Msg) -> tuple[str, str] | None:
     headers = msg.headers
-    if msg.data or not headers:
+    if not headers:
         return None
     status = headers.get(Header.STATUS.value)
     return None if status is None else (status, headers.get(Header.DESCRIPTION.value, ""))
@@ -144,7 +144,7 @@ class Puller:
             self._done.set_result(outcome)
 
     async def _receive(self, msg: Msg) -> None:
-        status = _status(msg)
+        status = None if msg.data else _status(msg)  # status messages have no payload
         if status is None:
             self._on_message(msg)
             self.received += 1
