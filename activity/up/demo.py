@@ -1,0 +1,70 @@
+"""`--with-demo-traffic`: loadgen traffic into the local webhook so a newcomer sees results at once.
+
+A burst first, spread over the last two hours of wall-clock time (so `now-24h` finds it and histories have
+several versions), then a gentle trickle stamped as it is sent. Each run draws fresh seeds: a second `up` on the
+same data adds events instead of repeating auditIDs the store would deduplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from activity.loadgen import Delivery, TrafficPlan, clocked_plan, send
+from activity.loadgen.events import EventGenerator, GeneratorSettings
+
+log = logging.getLogger(__name__)
+
+BURST_EVENTS = 4000  # 2000 requests; the consumer stores their 2000 ResponseComplete events
+BURST_SPAN = timedelta(hours=2)
+TRICKLE_RATE = 2.0  # events per second: one request a second
+TRICKLE_EVENTS = 10**9  # "until stopped"; the generator is lazy
+
+
+@dataclass(frozen=True)
+class DemoObject:
+    """An object the burst changes several times: the `history --diff` to suggest."""
+
+    resource: str
+    namespace: str
+    name: str
+    versions: int
+
+
+@dataclass(frozen=True)
+class DemoTraffic:
+    burst: TrafficPlan
+    trickle: TrafficPlan
+
+    @classmethod
+    def starting(cls, now: datetime, seed: int | None = None) -> DemoTraffic:
+        seed = secrets.randbits(31) * 2 if seed is None else seed
+        step = BURST_SPAN / (BURST_EVENTS // 2)
+        burst = TrafficPlan(events=BURST_EVENTS, start=now - BURST_SPAN, step=step, seed=seed)
+        return cls(burst, clocked_plan(TRICKLE_EVENTS, now=now, rate=TRICKLE_RATE, seed=seed + 1))
+
+    @property
+    def stored_by_burst(self) -> int:
+        return self.burst.events // 2
+
+    def busiest_object(self) -> DemoObject:
+        """The namespaced object the burst writes successfully most often (each write is a new version)."""
+        plan = self.burst
+        generator = EventGenerator(GeneratorSettings(seed=plan.seed, start=plan.start, step=plan.step))
+        writes: Counter[tuple[str, str, str]] = Counter()
+        for event in generator.events(self.burst.events // 2):
+            ref = event.get("objectRef", {})
+            if event["stage"] == "ResponseComplete" and "responseObject" in event and ref.get("namespace"):
+                writes[(ref["resource"], ref["namespace"], ref["name"])] += 1
+        (resource, namespace, name), versions = max(writes.items(), key=lambda item: (item[1], item[0]))
+        return DemoObject(resource, namespace, name, versions)
+
+    async def run(self, webhook_url: str) -> None:
+        """The burst, then the trickle until cancelled."""
+        delivery = Delivery(url=webhook_url)
+        summary = await send(self.burst, delivery)
+        log.info("demo burst: %d events sent, %d failed batches", summary.events, summary.failed_batches)
+        await send(self.trickle, Delivery(url=webhook_url, rate=TRICKLE_RATE))

@@ -1,0 +1,250 @@
+"""The parts of the local pipeline, started in dependency order and stopped in the order that loses nothing.
+
+Start: data-dir lock → certificates → nats-server child → migrations → API server → webhook (it sets the stream
+limits) → consumer → kubeconfig → demo traffic. Stop: demo traffic → webhook (no new events; batches in flight
+finish) → consumer (last batch inserted and acked) → API server → nats-server child → lock. `stop()` undoes
+whatever part of `start()` got done, so a failed start leaves no process or port behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+from nats.aio.client import Client as NATS
+
+from activity.natsd import NatsServer, NatsServerMissing, find_binary
+from activity.up.demo import DemoTraffic
+from activity.up.errors import UpError
+from activity.up.kubeconfig import write_kubeconfig
+from activity.up.layout import HOST, DataDir, Ports
+from activity.up.lock import DataDirLock
+from activity.up.pki import LocalPki
+from apiserver.app import ApiServerHandle, ApiServerSettings, start_apiserver
+from apiserver.auditlogquery.cursor import load_cursor_key
+from apiserver.auditlogquery.types import QuerySettings
+from apiserver.auth.authconfig import AuthSettings
+from apiserver.auth.authorize import Mode
+from apiserver.auth.requestheader import RequestHeaderConfig
+from auditlog.config import StoreConfig, parse_store_dsn
+from auditlog.schema import migrate
+from auditlog.storage import Store
+from ingest.consumer.consumer import Consumer
+from ingest.consumer.probes import start_probes
+from ingest.consumer.settings import ConsumerSettings
+from ingest.jetstream import connect
+from ingest.webhook.service import WebhookHandle, start_webhook
+from ingest.webhook.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+# Front-proxy (X-Remote-*) identities are accepted only from a certificate with this CN, which `up` never issues:
+# naming the CA keeps the API server from looking for kube-apiserver's configmap, the name keeps it shut.
+_NO_FRONT_PROXY = RequestHeaderConfig(allowed_names=("front-proxy-client",))
+
+
+@dataclass(frozen=True)
+class UpSettings:
+    data: DataDir
+    ports: Ports
+    cluster: str = "local"
+    demo: bool = False
+
+    @property
+    def kube_name(self) -> str:
+        return f"activity-{self.cluster}"
+
+
+def check_ports_free(ports: Ports) -> None:
+    """Every port free on HOST before anything starts, so the error names the port and the flag to change."""
+    for label, port in ports.named().items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is fine
+            try:
+                sock.bind((HOST, port))
+            except OSError as err:
+                raise port_error(label, port, ports, err) from None
+
+
+def port_error(label: str, port: int, ports: Ports, err: OSError) -> UpError:
+    why = "is already in use" if err.errno == errno.EADDRINUSE else f"cannot be used ({err.strerror})"
+    return UpError(
+        f"port {port} ({label}) on {HOST} {why}: `activity up` uses ports {ports.base}-{ports.base + 4}; "
+        f"pick another range with --port-base (e.g. --port-base {ports.base + 100 if ports.base < 65000 else 20000})"
+    )
+
+
+@dataclass
+class Stack:
+    settings: UpSettings
+    pki: LocalPki = field(init=False)
+    nats: NatsServer | None = None
+    demo: DemoTraffic | None = None
+    apiserver: ApiServerHandle | None = None
+    webhook: WebhookHandle | None = None
+    consumer: Consumer | None = None
+    _lock: DataDirLock | None = None
+    _webhook_nc: NATS | None = None
+    _consumer_nc: NATS | None = None
+    _consumer_store: Store | None = None
+    _consumer_task: asyncio.Task[None] | None = None
+    _probes: web.AppRunner | None = None
+    _demo_task: asyncio.Task[None] | None = None
+    unflushed: bool = False  # the consumer gave up on its last batch while stopping
+
+    def __post_init__(self) -> None:
+        self.pki = LocalPki(self.settings.data.pki)
+
+    @property
+    def store_config(self) -> StoreConfig:
+        return parse_store_dsn(self.settings.data.store_dsn)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://{HOST}:{self.settings.ports.webhook}/events"
+
+    @property
+    def apiserver_url(self) -> str:
+        return f"https://{HOST}:{self.settings.ports.apiserver}"
+
+    def failure(self) -> str | None:
+        """Why the stack can no longer work (a part ended on its own), or None while it can."""
+        if self.nats is not None and self.nats.process is not None and self.nats.process.poll() is not None:
+            return f"nats-server exited unexpectedly (code {self.nats.process.returncode}); see {self.nats_log}"
+        if self._consumer_task is not None and self._consumer_task.done():
+            return f"the consumer stopped unexpectedly; see {self.settings.data.log}"
+        return None
+
+    @property
+    def nats_log(self) -> str:
+        return str(self.settings.data.nats / "nats-server.log")
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        s = self.settings
+        try:
+            find_binary()
+        except NatsServerMissing as err:
+            raise UpError(str(err)) from None
+        self._lock = DataDirLock(s.data.lock)
+        self._lock.acquire()
+        check_ports_free(s.ports)
+        if self.pki.ensure():
+            log.info("generated a CA, a serving and a client certificate in %s", self.pki.directory)
+        self.nats = NatsServer(s.data.nats, port=s.ports.nats, host=HOST)
+        try:
+            self.nats.start()
+        except RuntimeError as err:
+            raise UpError(str(err)) from None
+        config = self.store_config
+        try:
+            migrate(config, log=log.info)
+        except Exception as err:  # the engine's own errors: a store another process holds, a damaged dir
+            raise UpError(
+                f"cannot open the store {config.describe()}: {err}. If another program (activity consume, "
+                "activity apiserver) uses this directory, stop it or give `up` another --data-dir"
+            ) from None
+        await self._start_apiserver(config)
+        self._webhook_nc = await connect(self.nats.url, "activity-up-webhook")
+        try:
+            self.webhook = await start_webhook(
+                WebhookSettings(host=HOST, port=s.ports.webhook, cluster=s.cluster), self._webhook_nc
+            )
+        except OSError as err:
+            raise port_error("webhook", s.ports.webhook, s.ports, err) from None
+        await self._start_consumer(config)
+        write_kubeconfig(s.data.kubeconfig, s.kube_name, self.apiserver_url, self.pki)
+        if s.demo:
+            self.demo = DemoTraffic.starting(datetime.now(UTC))
+            self._demo_task = asyncio.create_task(self.demo.run(self.webhook.url + "/events"))
+
+    async def _start_apiserver(self, config: StoreConfig) -> None:
+        s, pki = self.settings, self.pki
+        settings = ApiServerSettings(
+            query=QuerySettings(cursor_key=load_cursor_key(str(pki.cursor_key))),
+            auth=AuthSettings(
+                client_ca_file=pki.ca_cert,
+                requestheader_client_ca_file=pki.ca_cert,
+                requestheader=_NO_FRONT_PROXY,
+                # one local user, holding the only client certificate: no cluster to delegate decisions to
+                authorization_mode=Mode.ALWAYS_ALLOW,
+            ),
+            bind_address=HOST,
+            secure_port=s.ports.apiserver,
+            tls_cert_file=pki.serving_cert,
+            tls_private_key_file=pki.serving_key,
+            metrics_port=s.ports.apiserver_metrics,
+        )
+        try:
+            self.apiserver = await start_apiserver(settings, config)
+        except OSError as err:
+            raise port_error("API server", s.ports.apiserver, s.ports, err) from None
+
+    async def _start_consumer(self, config: StoreConfig) -> None:
+        assert self.nats is not None
+        self._consumer_nc = await connect(self.nats.url, "activity-up-consumer")
+        self._consumer_store = Store(config)
+        self.consumer = Consumer(ConsumerSettings(), self._consumer_nc, self._consumer_store)
+        self._consumer_task = asyncio.create_task(self.consumer.run())
+        ports = self.settings.ports
+        try:
+            self._probes = await start_probes(self.consumer, HOST, ports.consumer_probes)
+        except OSError as err:
+            raise port_error("consumer probes", ports.consumer_probes, ports, err) from None
+
+    async def stop(self) -> None:
+        """Stop whatever runs, in the order that keeps every accepted event."""
+        if self._demo_task is not None:
+            self._demo_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._demo_task
+            self._demo_task = None
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
+        if self._webhook_nc is not None:
+            await self._webhook_nc.drain()
+            self._webhook_nc = None
+        await self._stop_consumer()
+        if self.apiserver is not None:
+            await self.apiserver.stop()
+            self.apiserver = None
+        if self.nats is not None:
+            self.nats.stop()
+            self.nats = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    async def _stop_consumer(self) -> None:
+        if self._probes is not None:
+            await self._probes.cleanup()
+            self._probes = None
+        if self.consumer is not None and self._consumer_task is not None:
+            self.consumer.stop()
+            try:
+                await self._consumer_task
+            except Exception:  # already reported as a failure; stopping goes on
+                log.exception("the consumer failed")
+            self.unflushed = not self.consumer.all_flushed
+            if self.unflushed:
+                log.error("the consumer gave up on its last batch: JetStream redelivers it on the next `up`")
+            self._consumer_task = None
+        if self._consumer_nc is not None:
+            await self._consumer_nc.close()
+            self._consumer_nc = None
+        if self._consumer_store is not None:
+            self._consumer_store.close()
+            self._consumer_store = None

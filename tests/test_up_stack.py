@@ -1,0 +1,86 @@
+"""`activity up` end to end: a real subprocess with demo traffic, the real kubectl through the kubeconfig it wrote,
+Ctrl-C, and restarts on the same data directory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from up_support import audit_ids, process_alive, run_up, running_up
+
+from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
+from activity.up.demo import BURST_EVENTS, BURST_SPAN
+
+DEMO_USERS = {*PEOPLE, *SERVICE_ACCOUNTS, *SYSTEM_USERS}
+GROUP_VERSION = "/apis/activity.miloapis.com/v1alpha1"
+
+
+def _time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_demo_traffic_is_queryable_with_kubectl_and_survives_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    started = datetime.now(UTC)
+    with running_up(data, "--with-demo-traffic") as up:
+        base = up.port_base
+
+        # the kubeconfig is private and self-contained: kubectl needs nothing else to trust and be trusted
+        assert stat.S_IMODE(up.kubeconfig.stat().st_mode) == 0o600
+        config = yaml.safe_load(up.kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        assert cluster["server"] == f"https://127.0.0.1:{base + 1}"
+        assert base64.b64decode(cluster["certificate-authority-data"]) == (data / "pki" / "ca.crt").read_bytes()
+        assert set(config["users"][0]["user"]) == {"client-certificate-data", "client-key-data"}
+        discovery = json.loads(up.kubectl("get", "--raw", GROUP_VERSION).stdout)
+        assert [r["name"] for r in discovery["resources"]] == ["auditlogqueries"]
+
+        # the burst's ResponseComplete events, stamped within the last two hours: the default window finds them
+        demo = up.wait_for_events(BURST_EVENTS // 2)
+        assert len(demo) >= BURST_EVENTS // 2
+        assert len(audit_ids(demo)) == len(demo)
+        assert {e["stage"] for e in demo} == {"ResponseComplete"}
+        assert {e["user"]["username"] for e in demo} <= DEMO_USERS
+        assert min(_time(e["stageTimestamp"]) for e in demo) >= started - BURST_SPAN - timedelta(minutes=1)
+        assert max(_time(e["stageTimestamp"]) for e in demo) <= datetime.now(UTC)
+
+        # the object the banner suggests for `history --diff` has several stored versions
+        words = next(line for line in up.stdout if " history " in line).split()
+        at = words.index("history")
+        resource, name, namespace = words[at + 1], words[at + 2], words[words.index("-n") + 1]
+        versions = up.events(
+            filter=f"objectRef.resource == '{resource}' && objectRef.name == '{name}' "
+            f"&& objectRef.namespace == '{namespace}' && level == 'RequestResponse' && responseStatus.code < 400"
+        )
+        assert len(versions) >= 2
+
+        # one `up` per data directory: the second names the first's PID
+        second = run_up(data)
+        assert second.returncode == 1
+        assert f"another `activity up` (PID {up.process.pid}) is already running on {data}" in second.stderr
+        assert "Traceback" not in second.stderr
+
+        assert up.stop(signal.SIGINT) == 0, up.errors
+        assert up.stdout[-1] == "stopped"
+        assert not process_alive(up.nats_pid)
+        assert (data / "up.lock").read_text() == ""
+        assert "Traceback" not in up.errors
+    ca = (data / "pki" / "ca.crt").read_bytes()
+    kubeconfig = (data / "kubeconfig").read_text()
+
+    # every event seen while it ran is still there (the last batch was flushed and acked on Ctrl-C) ...
+    with running_up(data, port_base=base) as again:
+        kept = again.events()
+        assert audit_ids(demo) <= audit_ids(kept)
+        assert len(audit_ids(kept)) == len(kept)
+        assert again.stop(signal.SIGTERM) == 0, again.errors
+    # ... and a quiet restart shows exactly what was there before it, with the same certificates
+    with running_up(data, port_base=base) as third:
+        assert audit_ids(third.events()) == audit_ids(kept)
+        assert (data / "pki" / "ca.crt").read_bytes() == ca
+        assert (data / "kubeconfig").read_text() == kubeconfig
