@@ -1,0 +1,293 @@
+"""`kubectl activity`: the kubectl plugin for the Activity audit-log API (found by kubectl as the
+`kubectl-activity` executable on PATH). Subcommands: query, history, summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
+
+from rich.console import Console
+
+from kubectl_activity import history, summary
+from kubectl_activity.client import ActivityClient, QueryRequest
+from kubectl_activity.errors import PluginError
+from kubectl_activity.filters import WRITE_VERBS, Selection, combine, split_values
+from kubectl_activity.output import FORMATS, EventPrinter, OutputFormat, print_table
+from kubectl_activity.progress import Progress
+from kubectl_activity.resources import SHORT_NAMES, parse_resource
+
+DEFAULT_LIMIT = 25
+HISTORY_PAGE = 500
+SUMMARY_PAGE = 1000  # the server's default --max-page-size
+DEFAULT_MAX_EVENTS = 50_000
+
+TOP = """Query the Kubernetes audit log served by the Activity API (AuditLogQuery, activity.miloapis.com/v1alpha1).
+
+Authentication is kubectl's: the current context of $KUBECONFIG or ~/.kube/config (or --kubeconfig/--context),
+with client certificates, tokens or exec credential plugins. Flags go after the plugin name (kubectl refuses
+flags placed before it).
+
+Times: RFC3339 (2026-01-02T15:04:05Z), `now`, or `now-<n><s|m|h|d|w>` (now-90m, now-7d); windows are
+[start, end) and at most the server's --max-query-window (30d by default)."""
+
+EXAMPLES = """examples:
+  kubectl activity query                                  # the last 25 events of the last 24 hours
+  kubectl activity query --writes-only --exclude-system   # what people changed
+  kubectl activity query -n prod --resource secrets --verb get,list
+  kubectl activity query --filter "responseStatus.code >= 400" -o wide
+  kubectl activity query --start-time now-7d --all-pages -o json > week.json
+  kubectl activity history deployment web -n prod --diff
+  kubectl activity summary --by user --top 5 --start-time now-1h"""
+
+QUERY_HELP = f"""Events newest first, one page at a time (--limit per page). When more exist, stderr shows the exact
+command for the next page; --all-pages fetches them all.
+
+The convenience flags are turned into CEL clauses, ANDed together and with --filter; values are quoted as CEL
+strings, so quotes or backslashes in them are matched literally. --filter takes any CEL expression over the
+audit-event fields (see `kubectl explain auditlogquery.spec.filter`), e.g.
+  verb == 'delete' && objectRef.resource == 'secrets'
+  user.groups.exists(g, g == 'system:masters')
+
+Output (-o): {", ".join(FORMATS)}.
+  table/wide: columns TIMESTAMP VERB USER NAMESPACE RESOURCE NAME STATUS; wide adds AUDIT ID, GROUPS,
+  SOURCE IP, USER AGENT.
+  json/yaml: a kubectl List of the events (items); metadata.continue holds the next-page token.
+  jsonpath: kubectl's template syntax over that List, e.g. -o jsonpath='{{.items[*].user.username}}' or
+  -o jsonpath='{{range .items[*]}}{{.verb}}{{"\\t"}}{{.objectRef.name}}{{"\\n"}}{{end}}'.
+  name: resource[.group]/name of each event's object (events without an object name are skipped)."""
+
+HISTORY_HELP = f"""The writes ({", ".join(WRITE_VERBS)}) to one object, oldest first: time, verb, user and
+status of each (completed requests only: stage ResponseComplete).
+
+RESOURCE may be plural (deployments), singular (deployment), a kubectl short name ({", ".join(sorted(SHORT_NAMES))})
+or any of these with a group (deployments.apps). Without -n, objects of that name in every namespace are shown.
+
+--diff prints the object after each change as a unified diff against the previous version, taken from the
+event's responseObject (or the requestObject of a create/update): "Initial state" first, "metadata only" when
+only metadata changed. The audit policy must record the object (level Request or RequestResponse) for diffs;
+colours only on a terminal."""
+
+SUMMARY_HELP = """Top-N request counts in a window, by user, verb, resource or namespace.
+
+The Activity API has no facet (group-by) query, so the plugin computes the counts itself by paging through the
+events of the window: exact for what it scanned, capped by --max-events (a progress line on stderr shows the
+scan). Each request counts once (by auditID) whichever stages were recorded. Narrow the window or add filter
+flags to summarise a busy cluster faster."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and shows the defaults that say something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        shown = action.default not in (None, False, [], "", argparse.SUPPRESS) and action.option_strings
+        return f"{action.help} (default: %(default)s)" if shown else action.help
+
+
+def _connection_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_argument_group("connection (as kubectl)")
+    group.add_argument("--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    group.add_argument("--context", default=default, help="kubeconfig context to use (default: the current one)")
+
+
+def _window_flags(parser: argparse.ArgumentParser, start: str) -> None:
+    parser.add_argument("--start-time", default=start, help="start of the window (inclusive)")
+    parser.add_argument("--end-time", default="now", help="end of the window (exclusive)")
+
+
+def _filter_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (ANDed together and with --filter)")
+    group.add_argument("--filter", default="", help="a CEL expression over the audit-event fields")
+    group.add_argument("--user", action="append", default=[], help="user name, exact (repeatable, or a,b)")
+    group.add_argument("--verb", action="append", default=[], help="verb (repeatable, or get,list)")
+    group.add_argument("-n", "--namespace", help="namespace of the object")
+    group.add_argument("--resource", help="resource as audit events record it: plural, lower case (pods)")
+    group.add_argument("--name", help="name of the object")
+    group.add_argument("--exclude-system", action="store_true", help="hide requests by system:* users")
+    group.add_argument("--writes-only", action="store_true", help=f"only {', '.join(WRITE_VERBS)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubectl activity", description=TOP, epilog=EXAMPLES, formatter_class=HelpFormatter
+    )
+    _connection_flags(parser, None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, summary_line: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=summary_line, description=text, epilog=EXAMPLES, formatter_class=HelpFormatter
+        )
+        _connection_flags(sub, argparse.SUPPRESS)  # given here or before the command name
+        return sub
+
+    query = command("query", "list audit events", QUERY_HELP)
+    _window_flags(query, "now-24h")
+    _filter_flags(query)
+    query.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="events per page")
+    query.add_argument("--continue-after", default="", metavar="TOKEN", help="the next-page token a page printed")
+    query.add_argument("--all-pages", action="store_true", help="fetch every page of the window")
+    query.add_argument("-o", "--output", default="table", help=f"one of: {', '.join(FORMATS)}")
+    query.set_defaults(handler=run_query)
+
+    changes = command("history", "the changes to one object, oldest first", HISTORY_HELP)
+    changes.add_argument("resource", metavar="RESOURCE", help="deployments, deployment, deploy, deployments.apps...")
+    changes.add_argument("name", metavar="NAME", help="name of the object")
+    changes.add_argument("-n", "--namespace", help="namespace of the object (default: any)")
+    changes.add_argument("--diff", action="store_true", help="show how the object changed at each write")
+    _window_flags(changes, "now-30d")
+    changes.set_defaults(handler=run_history)
+
+    top = command("summary", "top-N request counts by user, verb, resource or namespace", SUMMARY_HELP)
+    _window_flags(top, "now-24h")
+    _filter_flags(top)
+    top.add_argument("--by", choices=sorted(summary.DIMENSIONS), default="user", help="what to count by")
+    top.add_argument("--top", type=int, default=10, metavar="N", help="how many rows to show")
+    top.add_argument("--max-events", type=int, default=DEFAULT_MAX_EVENTS, help="stop scanning after this many")
+    top.set_defaults(handler=run_summary)
+    return parser
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(
+        users=tuple(split_values(args.user)),
+        verbs=tuple(split_values(args.verb)),
+        namespace=args.namespace,
+        resource=args.resource,
+        name=args.name,
+        exclude_system=args.exclude_system,
+        writes_only=args.writes_only,
+    )
+
+
+def _client(args: argparse.Namespace) -> ActivityClient:
+    return ActivityClient(args.kubeconfig, args.context)
+
+
+def next_page_command(argv: Sequence[str], token: str) -> str:
+    """The command line that was run, with --continue-after set to `token`."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--continue-after":
+            skip = True
+        elif not arg.startswith("--continue-after="):
+            kept.append(arg)
+    return shlex.join(["kubectl", "activity", *kept, "--continue-after", token])
+
+
+async def run_query(args: argparse.Namespace) -> int:
+    output = OutputFormat.parse(args.output)
+    if args.limit < 1:
+        raise PluginError("error: --limit must be at least 1")
+    request = QueryRequest(
+        args.start_time, args.end_time, combine(_selection(args), args.filter), args.limit, args.continue_after
+    )
+    printer = EventPrinter(output)
+    async with _client(args) as client:
+        if not args.all_pages:
+            page = await client.query(request)
+            printer.page(page.events)
+            printer.finish(page.continue_token)
+            if page.continue_token:
+                sys.stderr.write(f"More results; next page:\n  {next_page_command(args.argv, page.continue_token)}\n")
+            return 0
+        progress = Progress()
+        pages = 0
+        async for page in client.pages(request):
+            pages += 1
+            printer.page(page.events)
+            more = ", more to come" if page.continue_token else ""
+            progress.update(f"page {pages}: {printer.printed} events{more}")
+        progress.done()
+        printer.finish()
+    return 0
+
+
+async def run_history(args: argparse.Namespace) -> int:
+    target = parse_resource(args.resource)
+    selection = Selection(
+        resource=target.resource,
+        api_group=target.group,
+        name=args.name,
+        namespace=args.namespace,
+        writes_only=True,
+        stage="ResponseComplete",
+    )
+    request = QueryRequest(args.start_time, args.end_time, combine(selection), HISTORY_PAGE)
+    events = []
+    async with _client(args) as client:
+        async for page in client.pages(request):
+            events.extend(page.events)
+    where = f" in namespace {args.namespace}" if args.namespace else ""
+    if not events:
+        sys.stderr.write(f"No changes to {target.resource}/{args.name}{where} between {args.start_time} and "
+                         f"{args.end_time}\n")
+        return 0
+    console = Console(highlight=False, soft_wrap=True, markup=False)
+    items = history.changes(events)
+    if args.diff:
+        history.render_diffs(items, console)
+    else:
+        history.render_list(items, console)
+    return 0
+
+
+async def run_summary(args: argparse.Namespace) -> int:
+    if args.top < 1 or args.max_events < 1:
+        raise PluginError("error: --top and --max-events must be at least 1")
+    request = QueryRequest(
+        args.start_time, args.end_time, combine(_selection(args), args.filter), min(SUMMARY_PAGE, args.max_events)
+    )
+    tally = summary.Tally(summary.DIMENSIONS[args.by])
+    progress = Progress()
+    capped = False
+    window = ""
+    async with _client(args) as client, aclosing(client.pages(request)) as pages:
+        async for page in pages:
+            tally.add(page.events)
+            window = window or f"{page.effective_start_time} .. {page.effective_end_time}"
+            progress.update(f"scanned {tally.scanned} events")
+            if page.continue_token and tally.scanned >= args.max_events:
+                capped = True
+                break
+    progress.done()
+    requests = tally.requests
+    rows = [[value, str(count), f"{100 * count / requests:.1f}%"] for value, count in tally.top(args.top)]
+    if rows:
+        print_table(rows, [tally.dimension.header, "REQUESTS", "SHARE"], sys.stdout)
+    print(
+        f"\n{requests} requests in {tally.scanned} events scanned, window {window}. Counted by the plugin from the "
+        "event pages: the API has no facet query."
+    )
+    if capped:
+        print(f"Stopped at --max-events={args.max_events}: the counts cover the newest events of the window only.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    args.argv = arguments
+    handler: Callable[[argparse.Namespace], Awaitable[int]] = args.handler
+    try:
+        return asyncio.run(handler(args))
+    except PluginError as err:
+        sys.stderr.write(f"{err}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `| head` closed the pipe: not an error worth a message
+        return 0
+    except Exception as err:  # the last resort: one line, never a traceback
+        sys.stderr.write(f"error: unexpected {type(err).__name__}: {err}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
