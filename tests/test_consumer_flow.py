@@ -233,3 +233,30 @@ async def test_a_deleted_durable_is_recreated_and_nothing_is_shown_twice(nats_se
         assert Counter(await stored_keys(store)) == Counter(keys(events))
     finally:
         await nc.close()
+
+
+async def test_rows_the_store_rejects_are_isolated_wherever_they_sit(nats_server: NatsServer, store: Store) -> None:
+    good = [e for e in generated(150) if e["stage"] == "ResponseComplete"]
+
+    def rejected(n: int) -> dict[str, object]:
+        return dict(good[0], auditID=f"week-date-{n}", stageTimestamp=f"2026-W4{n}-6T10:00:00Z")
+
+    # First and last of the batch, two adjacent, one alone in the middle.
+    bad_at = {0: rejected(1), 40: rejected(2), 41: rejected(3), 97: rejected(4), 155: rejected(5)}
+    payloads = [orjson.dumps(e) for e in good]
+    for index in sorted(bad_at):
+        payloads.insert(index, orjson.dumps(bad_at[index]))
+    nc = await connect(nats_server.url, "test")
+    try:
+        await events_stream(nc)
+        await publish(nc, payloads)
+        async with running(nc, store, batch_events=1000, batch_age_s=1.0) as consumer:
+            await eventually(lambda: drained(nc), what="every message acked")
+            assert sample(consumer, "messages_dead_lettered_total", reason=INSERT_REJECTED) == len(bad_at)
+            assert sample(consumer, "batch_events_count") == 1  # all of it in one batch, split to isolate
+        assert sorted(await stored_keys(store)) == sorted(keys(good))
+        letters = await dead_letters(nc)
+        assert sorted(orjson.loads(m.data)["auditID"] for m in letters) == sorted(e["auditID"] for e in bad_at.values())
+        assert all(m.headers and m.headers[REASON_HEADER].startswith(INSERT_REJECTED + ": ") for m in letters)
+    finally:
+        await nc.close()
