@@ -47,9 +47,9 @@ SOURCE = "consumer"
 # ClickHouse error codes that mean "this data cannot be stored", whatever the state of the store:
 # CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED, ATTEMPT_TO_READ_AFTER_EOF,
 # CANNOT_PARSE_DATE, CANNOT_PARSE_DATETIME, TYPE_MISMATCH, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE,
-# CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE.
+# CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_ARRAY_SIZE, TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE.
 # Anything else (UNKNOWN_TABLE, network, memory, too many parts, ...) is the store's trouble: retried.
-DATA_ERROR_CODES = frozenset({6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 321})
+DATA_ERROR_CODES = frozenset({6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 128, 131, 321})
 _CODE = re.compile(r"\bCode: (\d+)\.")
 # What a JetStream publish or a store call raises when the other side is away for now.
 _TRANSIENT = (StoreError, nats.errors.Error, TimeoutError, OSError)
