@@ -7,50 +7,27 @@ whole filter errors is not selected. So every condition is translated to a pair:
 and the SQL for "certainly false" (the event errors when neither holds); the WHERE clause is "certainly true".
 Most conditions cannot error, and then "false" is simply NOT "true".
 
-Timestamps and durations are folded into `coefficient * stageTimestamp + offset` with exact nanosecond
-arithmetic (CEL's precision), so `stageTimestamp > timestamp('...') - duration('1h')` becomes one comparison of
-the microsecond column with a rounded bound. Every literal travels as a `{f_N:Type}` server-side parameter.
+Timestamp and duration expressions fold into one bound on the column (temporal.py). Every literal travels as a
+`{f_N:Type}` server-side parameter.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import NoReturn
 
 from cel.expr.checked_pb2 import CheckedExpr, Type
 from cel.expr.syntax_pb2 import Expr
 
-from apiserver.auditlogquery.filter.literals import (
-    MAX_DURATION_NS,
-    MAX_TIMESTAMP_NS,
-    MIN_TIMESTAMP_NS,
-    NANOS_PER_MICRO,
-    check_regex,
-    duration_ns,
-    timestamp_ns,
-)
+from apiserver.auditlogquery.filter.literals import check_regex, duration_ns, timestamp_ns
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem, line_column
 from apiserver.auditlogquery.filter.schema import schema
+from apiserver.auditlogquery.filter.temporal import Bound, Linear, combine, compare, in_range
 from auditlog.fields import Field, FieldKind
 
-# What a DateTime64(6) column can hold (ClickHouse's range; events outside it are refused at ingest).
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-COLUMN_MIN_US = (datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
-COLUMN_MAX_US = (datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
-
-_COMPARISONS: Mapping[str, tuple[str, Callable[[int, int], bool]]] = {
-    "_==_": ("=", operator.eq),
-    "_!=_": ("!=", operator.ne),
-    "_<_": ("<", operator.lt),
-    "_<=_": ("<=", operator.le),
-    "_>_": (">", operator.gt),
-    "_>=_": (">=", operator.ge),
-}
-_MIRRORED = {"_<_": "_>_", "_<=_": "_>=_", "_>_": "_<_", "_>=_": "_<=_", "_==_": "_==_", "_!=_": "_!=_"}
+_SQL_OPERATORS = {"_==_": "=", "_!=_": "!=", "_<_": "<", "_<=_": "<=", "_>_": ">", "_>=_": ">="}
 _STRING_FUNCTIONS = {
     "startsWith": "startsWith({0}, {1})",
     "endsWith": "endsWith({0}, {1})",
@@ -88,16 +65,6 @@ class Val:
     sql: str
     kind: str  # string | int | list | map
     requires: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Linear:
-    """A timestamp or duration: `coefficient * column + offset_ns` (column: a timestamp column, or none)."""
-
-    kind: str  # timestamp | duration
-    offset_ns: int
-    column: str | None = None
-    coefficient: int = 0
 
 
 _TRUE = Cond("1", "0")
@@ -219,7 +186,7 @@ class _Translator:
         if fn == "!_":
             inner = self.condition(args[0])
             return Cond(f"NOT ({inner.true})") if inner.false is None else Cond(inner.false, inner.true)
-        if fn in _COMPARISONS:
+        if fn in _SQL_OPERATORS:
             return self._comparison(expr, fn, args[0], args[1])
         if fn == "@in":
             return self._in(expr, args[0], args[1])
@@ -266,7 +233,7 @@ class _Translator:
             other = self.value(right if self._is_empty_list(left) else left)
             return self._negated(_guarded(f"empty({other.sql})", other.requires), fn == "_!=_")
         a, b = self.value(left), self.value(right)
-        return _guarded(f"{a.sql} {_COMPARISONS[fn][0]} {b.sql}", a.requires + b.requires)
+        return _guarded(f"{a.sql} {_SQL_OPERATORS[fn]} {b.sql}", a.requires + b.requires)
 
     @staticmethod
     def _negated(cond: Cond, negate: bool) -> Cond:
@@ -471,59 +438,33 @@ class _Translator:
         if fn in ("timestamp", "duration") and len(args) == 1 and not call.HasField("target"):
             literal = args[0]
             if not (literal.HasField("const_expr") and literal.const_expr.HasField("string_value")):
-                self._fail(
-                    expr,
-                    f"{fn}() needs a string literal, e.g. {fn}('{_EXAMPLES[fn]}')",
-                )
+                self._fail(expr, f"{fn}() needs a string literal, e.g. {fn}('{_EXAMPLES[fn]}')")
             parse = timestamp_ns if fn == "timestamp" else duration_ns
             try:
-                return self._in_range(expr, Linear(fn, parse(literal.const_expr.string_value)))
+                value = parse(literal.const_expr.string_value)
             except ValueError as err:
                 self._fail(literal, f"invalid {fn}: {err}")
+            try:
+                return in_range(Linear(fn, value))
+            except ValueError as err:
+                self._fail(expr, str(err))
         if fn in ("_+_", "_-_") and len(args) == 2:
-            a, b = self.temporal(args[0]), self.temporal(args[1])
-            if a.column and b.column and a.column != b.column:
-                self._fail(expr, "arithmetic mixing two different time fields is not supported")
-            sign = 1 if fn == "_+_" else -1
-            return self._in_range(
-                expr,
-                Linear(
-                    kind, a.offset_ns + sign * b.offset_ns, a.column or b.column, a.coefficient + sign * b.coefficient
-                ),
-            )
+            left, right = self.temporal(args[0]), self.temporal(args[1])
+            try:
+                return combine(kind, left, right, 1 if fn == "_+_" else -1)
+            except ValueError as err:
+                self._fail(expr, str(err))
         self._fail(expr, f"{_display(fn)} is not supported on {kind}s")
 
-    def _in_range(self, expr: Expr, value: Linear) -> Linear:
-        """CEL errors when a timestamp or duration leaves its range; refuse any expression that could."""
-        low, high = (
-            (MIN_TIMESTAMP_NS, MAX_TIMESTAMP_NS) if value.kind == "timestamp" else (-MAX_DURATION_NS, MAX_DURATION_NS)
-        )
-        ends = [value.offset_ns + value.coefficient * us * NANOS_PER_MICRO for us in (COLUMN_MIN_US, COLUMN_MAX_US)]
-        if not all(low <= end <= high for end in ends):
-            self._fail(expr, f"this {value.kind} is outside CEL's range (years 1 to 9999, durations up to 10000 years)")
-        return value
-
     def _temporal_comparison(self, expr: Expr, fn: str, left: Linear, right: Linear) -> Cond:
-        # left OP right  <=>  coefficient * column OP bound
-        coefficient = left.coefficient - right.coefficient
-        bound = right.offset_ns - left.offset_ns
-        column = left.column or right.column
-        if coefficient == 0 or column is None:
-            return _constant(_COMPARISONS[fn][1](0, bound))
-        if coefficient not in (1, -1):
-            self._fail(expr, "compare stageTimestamp itself, not a multiple of it")
-        if coefficient == -1:
-            fn, bound = _MIRRORED[fn], -bound
-        # column_us * 1000 OP bound_ns, with the bound rounded to whole microseconds so the result is unchanged.
-        floor_us, exact = divmod(bound, NANOS_PER_MICRO)
-        ceil_us = floor_us + (1 if exact else 0)
-        if fn in ("_==_", "_!=_") and exact:
-            return _constant(fn == "_!=_")  # the column has no sub-microsecond part
-        us = {"_>_": floor_us, "_<=_": floor_us, "_>=_": ceil_us, "_<_": ceil_us}.get(fn, floor_us)
-        if us < COLUMN_MIN_US or us > COLUMN_MAX_US:
-            # Beyond what the column can hold: the answer is the same for every stored event.
-            return _constant(_COMPARISONS[fn][1](COLUMN_MIN_US if us > COLUMN_MAX_US else COLUMN_MAX_US, us))
-        return Cond(f"{column} {_COMPARISONS[fn][0]} fromUnixTimestamp64Micro({self._param(us, 'int')}, 'UTC')")
+        try:
+            result = compare(fn, left, right)
+        except ValueError as err:
+            self._fail(expr, str(err))
+        if isinstance(result, Bound):
+            micros = self._param(result.micros, "int")
+            return Cond(f"{result.column} {_SQL_OPERATORS[result.operator]} fromUnixTimestamp64Micro({micros}, 'UTC')")
+        return _constant(result)
 
 
 def translate(checked: CheckedExpr) -> SqlFilter:
