@@ -159,4 +159,5 @@ def test_flags_and_environment_make_the_settings() -> None:
     apply_env_defaults(consume, {"ACTIVITY_BATCH_EVENTS": "800", "ACTIVITY_STAGES": "Panic"})
     args = consume.parse_args(["--store", "chdb:///x"])
     assert settings_from(args).batch_events == 800
+    assert settings_from(args).max_ack_pending == 4 * 800  # follows the batch unless set
     assert settings_from(args).stages == frozenset({"Panic"})

@@ -16,7 +16,7 @@ from auditlog.fields import STAGES
 from auditlog.storage import Store
 from ingest.consumer.consumer import Consumer
 from ingest.consumer.probes import parse_listen, start_probes
-from ingest.consumer.settings import ConsumerSettings, SettingsError
+from ingest.consumer.settings import ACK_PENDING_PER_BATCH, ConsumerSettings, SettingsError
 from ingest.jetstream import connect
 
 log = logging.getLogger("activity.consume")
@@ -56,8 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-ack-pending",
         type=int,
-        default=D.max_ack_pending,
-        help="durable's limit of unacked messages over all replicas (at least --batch-events)",
+        default=None,
+        help=f"durable's limit of unacked messages over all replicas, at least --batch-events "
+        f"(default: {ACK_PENDING_PER_BATCH} x --batch-events)",
     )
     parser.add_argument(
         "--ack-wait", type=float, default=D.ack_wait_s, help="seconds before JetStream redelivers an unacked message"
@@ -85,7 +86,7 @@ def settings_from(args: argparse.Namespace) -> ConsumerSettings:
         batch_age_s=args.batch_age,
         idle_pull_s=args.idle_pull,
         max_event_bytes=args.max_event_bytes,
-        max_ack_pending=args.max_ack_pending,
+        max_ack_pending=args.max_ack_pending or ACK_PENDING_PER_BATCH * args.batch_events,
         ack_wait_s=args.ack_wait,
         backoff_max_s=max(args.backoff_max, D.backoff_initial_s),
         shutdown_grace_s=args.shutdown_grace,

@@ -15,7 +15,8 @@ DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 DEFAULT_BATCH_AGE_S = 1.0
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 # Each replica holds at most two batches unacked (one inserting, one filling): room for two replicas.
-DEFAULT_MAX_ACK_PENDING = 4 * DEFAULT_BATCH_EVENTS
+ACK_PENDING_PER_BATCH = 4
+DEFAULT_MAX_ACK_PENDING = ACK_PENDING_PER_BATCH * DEFAULT_BATCH_EVENTS
 
 
 class SettingsError(ValueError):
