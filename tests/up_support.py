@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -127,10 +128,10 @@ class UpProcess:
     def kubeconfig(self) -> Path:
         return self.data_dir / "kubeconfig"
 
-    def banner_command(self, starting: str) -> str:
-        """The banner's suggested command line that starts with `starting`."""
+    def banner_command(self, starting: str, having: str = "") -> str:
+        """The banner's first suggested command line that starts with `starting` and holds `having`."""
         for line in self.stdout:
-            if line.strip().startswith(starting):
+            if line.strip().startswith(starting) and having in line:
                 return line.strip()
         raise AssertionError(f"no banner line starts with {starting!r}:\n{self.output}")
 
@@ -142,6 +143,14 @@ class UpProcess:
         return subprocess.run(
             ["kubectl", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
         )
+
+    def run_banner_command(self, starting: str, *extra: str, having: str = "") -> subprocess.CompletedProcess[str]:
+        """The banner's suggested command that starts with `starting`, run verbatim (plus `extra` arguments)
+        with nothing from the environment but PATH (this environment's scripts first) and a discovery cache."""
+        argv = [*shlex.split(self.banner_command(starting, having)), *extra]
+        env = {k: v for k, v in env_with_scripts_first().items() if k != "KUBECONFIG"}
+        env["KUBECACHEDIR"] = str(self.data_dir.parent / "kubecache")
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
 
     def query(self, spec: dict[str, Any]) -> dict[str, Any]:
         """`kubectl create -f -` of an AuditLogQuery with this spec; the created object."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from activity.up.demo import BURST_SPAN, TRICKLE_RATE, DemoTraffic
-from activity.up.layout import HOST
+from activity.up.layout import DEFAULT_PORT_BASE, HOST
 from activity.up.stack import Stack
 
 READY_LINE = "Activity is up."  # the first line: scripts and tests wait for it
@@ -16,20 +16,21 @@ def _q(value: object) -> str:
 
 
 def try_commands(stack: Stack) -> list[str]:
+    """kubectl refuses flags before a plugin's name, so --kubeconfig goes after the subcommand."""
     data = stack.settings.data
-    plugin = f"KUBECONFIG={_q(data.kubeconfig)} kubectl activity"
+    kubeconfig = f"--kubeconfig {_q(data.kubeconfig)}"
     demo = stack.demo
     if demo is not None:
         obj = demo.busiest_object()
-        history = f"{plugin} history {obj.resource} {obj.name} -n {obj.namespace} --diff"
+        history = f"history {obj.resource} {obj.name} -n {obj.namespace} --diff"
     else:
-        history = f"{plugin} history RESOURCE NAME -n NAMESPACE --diff"
+        history = "history RESOURCE NAME -n NAMESPACE --diff"
     return [
-        f"kubectl --kubeconfig {_q(data.kubeconfig)} get --raw /apis/activity.miloapis.com/v1alpha1",
-        f"{plugin} query",
-        f"{plugin} query --filter \"verb == 'delete' && objectRef.namespace == 'prod'\"",
-        history,
-        f"{plugin} summary --by user",
+        f"kubectl {kubeconfig} get --raw /apis/activity.miloapis.com/v1alpha1",
+        f"kubectl activity query {kubeconfig}",
+        f"kubectl activity query {kubeconfig} --filter \"verb == 'delete' && objectRef.namespace == 'prod'\"",
+        f"kubectl activity {history} {kubeconfig}",
+        f"kubectl activity summary {kubeconfig} --by user",
         f"activity loadgen --webhook {stack.webhook_url} --events 2000",
     ]
 
@@ -61,5 +62,8 @@ def banner(stack: Stack) -> str:
     if stack.demo is not None:
         lines.append(_demo_line(stack.demo))
     lines += ["", "Try:", *(f"  {command}" for command in try_commands(stack)), ""]
-    lines.append(f"Ctrl-C stops everything; `activity up --data-dir {_q(data.root)}` again keeps the data.")
+    again = f"activity up --data-dir {_q(data.root)}" + (
+        f" --port-base {p.base}" if p.base != DEFAULT_PORT_BASE else ""
+    )
+    lines.append(f"Ctrl-C stops everything; `{again}` again keeps the data.")
     return "\n".join(lines)
