@@ -142,6 +142,14 @@ def test_default_limit_is_100(dataset: Dataset) -> None:
     assert page.count == 100 and len(orjson.loads(page.results_json)) == 100 and page.continue_token
 
 
+def test_empty_times_mean_the_defaults_last_24_hours(dataset: Dataset) -> None:
+    page = run(service(dataset.store, Clock(LATER)).execute(QuerySpec("", "", "", 5), PLATFORM))
+    assert (page.effective_start_time, page.effective_end_time) == (
+        format_time(to_us(LATER - timedelta(hours=24))),
+        format_time(to_us(LATER)),
+    )
+
+
 def test_relative_window_is_frozen_across_pages(dataset: Dataset) -> None:
     """Page 1 resolves now-10m against the clock; later pages reuse that window while the clock moves on."""
     clock = Clock(START + timedelta(minutes=20))

@@ -11,6 +11,8 @@ history from 1M to 10M events adds older events and leaves the newest hours iden
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -107,6 +109,23 @@ async def grow(store: Store, history: History, have: int, want: int) -> None:
     for first, count, every in ((have, want - have, 1), (have, want - have, DUPLICATE_EVERY)):
         params = base | {"first": first, "count": count, "every": every}
         await store.run(lambda c, p=params: c.command(_REPLAY, parameters=p))  # type: ignore[misc]
+
+
+async def settle(store: Store, *, timeout_s: float = 900.0) -> int:
+    """Wait until no merge of the events table is running (a fresh bulk load merges for minutes and would
+    compete with the queries measured); return the number of active parts."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 3 and time.monotonic() < deadline:
+        (running,) = await store.query_tsv(_MERGES, {})
+        quiet = quiet + 1 if running == b"0" else 0
+        await asyncio.sleep(1.0)
+    (parts,) = await store.query_tsv(_PARTS, {})
+    return int(parts)
+
+
+_MERGES = f"SELECT count() FROM system.merges WHERE database = currentDatabase() AND table = '{EVENTS_TABLE}'"
+_PARTS = f"SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = '{EVENTS_TABLE}' AND active"
 
 
 def anchor_for(now: datetime) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from activity.bench.dataset import History, anchor_for, grow, prepare_pool
+from activity.bench.dataset import History, anchor_for, grow, prepare_pool, settle
 from apiserver.app import ApiServerSettings, start_apiserver
 from apiserver.auditlogquery.filter import compile_filter
 from apiserver.auditlogquery.timerange import format_duration, format_time, parse_duration
@@ -246,7 +246,10 @@ async def bench_query(bench: QueryBench, directory: Path, say: Callable[[str], N
             started = time.perf_counter()
             await grow(store, history, have, size)
             have = size
-            say(f"{size:,} events stored in {time.perf_counter() - started:.0f} s; measuring")
+            stored_s = time.perf_counter() - started
+            parts = await settle(store)
+            settled_s = time.perf_counter() - started - stored_s
+            say(f"{size:,} events stored in {stored_s:.0f} s, merged in {settled_s:.0f} s to {parts} parts; measuring")
             for limit in PAGE_SIZES:
                 for name, cel in FILTERS.items():
                     spec = _spec(window, cel, limit)

@@ -17,7 +17,14 @@ from apiserver.auditlogquery.errors import FieldError, InvalidQuery
 from apiserver.auditlogquery.filter import SqlFilter, compile_filter
 from apiserver.auditlogquery.scope import scope_of
 from apiserver.auditlogquery.timerange import TimeWindow, resolve_window, to_us
-from apiserver.auditlogquery.types import DEFAULT_LIMIT, QueryResult, QuerySettings, QuerySpec
+from apiserver.auditlogquery.types import (
+    DEFAULT_END_TIME,
+    DEFAULT_LIMIT,
+    DEFAULT_START_TIME,
+    QueryResult,
+    QuerySettings,
+    QuerySpec,
+)
 from apiserver.auth.user import UserInfo
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store
@@ -49,6 +56,8 @@ class QueryService:
         `sql_comment` (e.g. a W3C traceparent) is attached to the SQL for the query log."""
         scope = scope_of(user)
         now = self._clock()
+        # An empty string is how many clients write an unset field: it means the default, as for Kubernetes.
+        start_text, end_text = spec.start_time or DEFAULT_START_TIME, spec.end_time or DEFAULT_END_TIME
         errors: list[FieldError] = []
         limit = self._limit(spec.limit, errors)
         sql_filter = self._filter(spec.filter, errors)
@@ -63,12 +72,12 @@ class QueryService:
                     now_s=to_us(now) // 1_000_000,
                     scope=scope,
                     filter_digest=digest(spec.filter),
-                    window_digest=window_digest(spec.start_time, spec.end_time),
+                    window_digest=window_digest(start_text, end_text),
                     limit=limit,
                 )
                 window = cursor.window  # page 1's absolute window: relative times must not drift
             else:
-                window = resolve_window(spec.start_time, spec.end_time, now, self._settings.max_window)
+                window = resolve_window(start_text, end_text, now, self._settings.max_window)
         except InvalidQuery as err:
             errors.extend(err.errors)
         if errors:
@@ -95,7 +104,7 @@ class QueryService:
                     expires_s=int((now + self._settings.cursor_ttl).timestamp()),
                     scope=scope,
                     filter_digest=digest(spec.filter),
-                    window_digest=window_digest(spec.start_time, spec.end_time),
+                    window_digest=window_digest(start_text, end_text),
                     limit=limit,
                     window=window,
                     after=page.next_after,
