@@ -32,7 +32,7 @@ DEAD_SUBJECT = "audit.deadletter.webhook.test-1"
 
 @pytest.fixture
 async def webhook(nats_server: NatsServer) -> AsyncIterator[Running]:
-    async with running_webhook(nats_server, max_body_bytes=4 * 1024 * 1024) as running:
+    async with running_webhook(nats_server, max_body_bytes=4 * 1024 * 1024, max_items=1000) as running:
         yield running
 
 
@@ -110,6 +110,7 @@ REFUSED = [
         "items is a JSON dict; it must be a list",
     ),
     ("body over the limit", event_list([{"pad": "x" * (5 * 1024 * 1024)}]), {}, 400, "over the limit"),
+    ("too many items", event_list([1] * 1001), {}, 400, "1001 items, at most 1000"),
     ("gzip bomb", _gzip_bomb(), {"Content-Encoding": "gzip"}, 400, "decompressed body is over the limit"),
     ("not gzip", event_list(GOOD), {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
     ("truncated gzip", gzip.compress(event_list(GOOD))[:-20], {"Content-Encoding": "gzip"}, 400, "truncated"),

@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest EventList accepted, counted after gzip decompression (larger: 400)",
     )
     limits.add_argument(
+        "--max-items", type=int, default=_DEFAULTS.max_items, help="most items accepted in one EventList (more: 400)"
+    )
+    limits.add_argument(
         "--publish-timeout",
         type=float,
         default=_DEFAULTS.publish_timeout_s,
@@ -93,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         ),
         manage_streams=not args.no_manage_streams,
         max_body_bytes=args.max_body_bytes,
+        max_items=args.max_items,
         publish_timeout_s=args.publish_timeout,
         max_in_flight=args.max_in_flight,
     )

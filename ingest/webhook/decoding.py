@@ -105,7 +105,7 @@ def _loads(body: bytes) -> Any:
         raise BadRequest(400, "not_json", f"body is not JSON: {detail[:300]}") from None
 
 
-def event_list_items(body: bytes) -> list[Any]:
+def event_list_items(body: bytes, max_items: int) -> list[Any]:
     """The `items` of an audit.k8s.io/v1 EventList; each item is judged later, on its own."""
     doc = _loads(body)
     if not isinstance(doc, dict):
@@ -125,4 +125,11 @@ def event_list_items(body: bytes) -> list[Any]:
         return []
     if not isinstance(items, list):
         raise BadRequest(400, "items_not_list", f"items is a JSON {type(items).__name__}; it must be a list")
+    if len(items) > max_items:
+        raise BadRequest(
+            400,
+            "too_many_items",
+            f"EventList has {len(items)} items, at most {max_items} are accepted per request; "
+            "lower kube-apiserver's --audit-webhook-batch-max-size",
+        )
     return items

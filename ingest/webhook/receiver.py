@@ -67,7 +67,7 @@ async def _answer_events(request: web.Request) -> web.Response:
     settings, nc = request.app[_SETTINGS], request.app[_NC]
     try:
         check_content_type(request)
-        items = event_list_items(await read_body(request, settings.max_body_bytes))
+        items = event_list_items(await read_body(request, settings.max_body_bytes), settings.max_items)
     except BadRequest as err:
         return _reject(err.status, err.reason, err.message)
     metrics.RECEIVED.inc(len(items))

@@ -21,14 +21,17 @@ class WebhookSettings:
     manage_streams: bool = True  # False where NACK (or an operator) owns the streams
     # kube-apiserver batches up to 400 events; RequestResponse events carrying big objects make ~10 MB batches.
     max_body_bytes: int = 64 * 1024 * 1024
+    # kube-apiserver sends at most 400 per batch by default; the cap bounds the memory a body of tiny items takes
+    # and keeps one batch's publish well inside its timeout.
+    max_items: int = 20_000
     publish_timeout_s: float = 10.0  # kube-apiserver's own webhook timeout is 30 s: answer 503 well before it
     max_in_flight: int = 4096  # PubAcks outstanding across all requests (measured fast, bounded memory)
 
     def __post_init__(self) -> None:
         if not _CLUSTER_TOKEN.fullmatch(self.cluster):
             raise ValueError(f"cluster {self.cluster!r} must be one NATS subject token: letters, digits, '-', '_'")
-        if self.max_body_bytes <= 0 or self.max_in_flight <= 0 or self.publish_timeout_s <= 0:
-            raise ValueError("max body bytes, max in flight and publish timeout must be positive")
+        if min(self.max_body_bytes, self.max_items, self.max_in_flight, self.publish_timeout_s) <= 0:
+            raise ValueError("max body bytes, max items, max in flight and publish timeout must be positive")
 
     @property
     def subject(self) -> str:
