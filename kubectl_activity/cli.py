@@ -7,8 +7,9 @@ import argparse
 import asyncio
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import aclosing
+from typing import Any
 
 from rich.console import Console
 
@@ -226,8 +227,9 @@ async def run_history(args: argparse.Namespace) -> int:
             events.extend(page.events)
     where = f" in namespace {args.namespace}" if args.namespace else ""
     if not events:
-        sys.stderr.write(f"No changes to {target.resource}/{args.name}{where} between {args.start_time} and "
-                         f"{args.end_time}\n")
+        sys.stderr.write(
+            f"No changes to {target.resource}/{args.name}{where} between {args.start_time} and {args.end_time}\n"
+        )
         return 0
     console = Console(highlight=False, soft_wrap=True, markup=False)
     items = history.changes(events)
@@ -274,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
     args.argv = arguments
-    handler: Callable[[argparse.Namespace], Awaitable[int]] = args.handler
+    handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.handler
     try:
         return asyncio.run(handler(args))
     except PluginError as err:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
@@ -115,7 +115,7 @@ class ActivityClient:
         except Exception as err:  # kr8s wraps some transport failures in its own errors
             raise PluginError(f"error: the request to {self.server} failed: {_describe(err)}") from None
 
-    async def pages(self, request: QueryRequest) -> AsyncIterator[Page]:
+    async def pages(self, request: QueryRequest) -> AsyncGenerator[Page, None]:
         """Every page from `request` on, following `continue` until the last."""
         while True:
             page = await self.query(request)

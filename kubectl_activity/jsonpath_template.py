@@ -21,21 +21,24 @@ class Text:
     text: str
 
 
+Compiled = jsonpath.JSONPath | jsonpath.CompoundJSONPath
+
+
 @dataclass(frozen=True)
 class Path:
-    expression: jsonpath.JSONPath
+    expression: Compiled
 
 
 @dataclass(frozen=True)
 class Range:
-    expression: jsonpath.JSONPath
+    expression: Compiled
     body: tuple[Text | Path | Range, ...]
 
 
 Node = Text | Path | Range
 
 
-def _path(expression: str) -> jsonpath.JSONPath:
+def _path(expression: str) -> Compiled:
     expression = expression.strip()
     if expression.startswith("@"):
         expression = expression[1:]
@@ -56,7 +59,7 @@ def _literal(quoted: str) -> str:
 
 
 def compile_template(template: str) -> tuple[Node, ...]:
-    stack: list[tuple[jsonpath.JSONPath | None, list[Node]]] = [(None, [])]
+    stack: list[tuple[Compiled | None, list[Node]]] = [(None, [])]
     position = 0
     for match in _BLOCK.finditer(template):
         if match.start() > position:

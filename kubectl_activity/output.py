@@ -36,8 +36,10 @@ class OutputFormat:
         if kind == "jsonpath" and template:
             jsonpath_template.compile_template(template)  # a bad template fails before any request
             return cls(kind, template)
-        raise PluginError(f'error: unable to match a printer suitable for the output format "{text}", allowed '
-                          f"formats are: {', '.join(FORMATS)}")
+        raise PluginError(
+            f'error: unable to match a printer suitable for the output format "{text}", allowed '
+            f"formats are: {', '.join(FORMATS)}"
+        )
 
     @property
     def streams(self) -> bool:
@@ -71,22 +73,30 @@ def print_table(
     rows: Sequence[Sequence[str]], headers: Sequence[str], out: IO[str], *, show_headers: bool = True
 ) -> None:
     """Left-aligned columns, COLUMN_GAP apart, never wrapped or cut (pipe it into grep/awk as kubectl's)."""
-    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, COLUMN_GAP, 0, 0), show_header=show_headers,
-                  header_style="bold")
+    table = Table(
+        box=None,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, COLUMN_GAP, 0, 0),
+        show_header=show_headers,
+        header_style="bold",
+    )
     for header in headers:
         table.add_column(header, no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    widths = [max([cell_len(h) if show_headers else 0, *(cell_len(r[i]) for r in rows)]) for i, h in
-              enumerate(headers)]
+    widths = [max([cell_len(h) if show_headers else 0, *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     console = Console(file=out, width=sum(widths) + COLUMN_GAP * len(widths) + 1, highlight=False)
-    console.print(table)
+    with console.capture() as captured:
+        console.print(table)
+    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def event_table(events: Sequence[Mapping[str, Any]], wide: bool, out: IO[str], *, show_headers: bool = True) -> None:
     fields = table_fields(wide)
-    print_table([[cell(e, f) for f in fields] for e in events], [f.header for f in fields], out,
-                show_headers=show_headers)
+    print_table(
+        [[cell(e, f) for f in fields] for e in events], [f.header for f in fields], out, show_headers=show_headers
+    )
 
 
 def object_name(event: Mapping[str, Any]) -> str | None:
@@ -100,8 +110,12 @@ def object_name(event: Mapping[str, Any]) -> str | None:
 
 def as_list(events: Iterable[Mapping[str, Any]], continue_token: str = "") -> dict[str, Any]:
     """The events as kubectl prints a list (`kubectl get -o json`): `items`, and `metadata.continue` if more."""
-    return {"apiVersion": "v1", "kind": "List", "metadata": {"continue": continue_token} if continue_token else {},
-            "items": list(events)}
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"continue": continue_token} if continue_token else {},
+        "items": list(events),
+    }
 
 
 class EventPrinter:

@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from apiserver_support import ApiServerEnv, apiserver_with_events
 
 SCRIPTS = sysconfig.get_path("scripts")  # where pip installed the kubectl-activity console script

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from plugin_support import PluginEnv, plugin
 
 from apiserver.http.status import forbidden
 from kubectl_activity.errors import status_message
-from plugin_support import PluginEnv, plugin
 
 __all__ = ["plugin"]
 
@@ -29,7 +29,10 @@ def kubeconfig(path: Path, plugin: PluginEnv, users: dict[str, dict[str, Any]], 
                 "clusters": [
                     {
                         "name": "c",
-                        "cluster": {"server": server or plugin.server.url, "certificate-authority": str(plugin.server.ca_file)},
+                        "cluster": {
+                            "server": server or plugin.server.url,
+                            "certificate-authority": str(plugin.server.ca_file),
+                        },
                     }
                 ],
                 "users": [{"name": name, "user": user} for name, user in users.items()],
@@ -64,7 +67,7 @@ def test_several_invalid_fields_are_a_block(plugin: PluginEnv) -> None:
 
 
 def test_a_filter_flag_value_cannot_break_the_filter(plugin: PluginEnv) -> None:
-    done = plugin.kubectl("query", "--user", "x\" || true || \"", "--start-time", "now-6h", "-o", "json")
+    done = plugin.kubectl("query", "--user", 'x" || true || "', "--start-time", "now-6h", "-o", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["items"] == []
 
@@ -131,8 +134,9 @@ def test_exec_credential_plugin(plugin: PluginEnv, tmp_path: Path, version: str)
     }
     helper = tmp_path / "credential.py"
     helper.write_text(f"import json\nprint(json.dumps({credential!r}))\n")
-    exec_user = {"exec": {"apiVersion": version, "command": sys.executable, "args": [str(helper)],
-                          "interactiveMode": "Never"}}
+    exec_user = {
+        "exec": {"apiVersion": version, "command": sys.executable, "args": [str(helper)], "interactiveMode": "Never"}
+    }
     config = kubeconfig(tmp_path / "exec", plugin, {"x": exec_user}, "x")
     done = plugin.kubectl("query", "-o", "json", "--limit", "2", kubeconfig=config)
     assert done.returncode == 0, done.stderr

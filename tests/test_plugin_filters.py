@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plugin_support import AWKWARD_USERS, PluginEnv, plugin
 
 from kubectl_activity.client import ActivityClient, QueryRequest
 from kubectl_activity.filters import Selection, combine
-from plugin_support import AWKWARD_USERS, PluginEnv, plugin
 
 __all__ = ["plugin"]
 
@@ -28,8 +28,10 @@ def ref(event: dict[str, Any], key: str) -> str:
 
 CASES: list[tuple[list[str], Predicate]] = [
     (["--user", "bob@example.com"], lambda e: e["user"]["username"] == "bob@example.com"),
-    (["--user", "bob@example.com,o'brien@example.com"],
-     lambda e: e["user"]["username"] in ("bob@example.com", "o'brien@example.com")),
+    (
+        ["--user", "bob@example.com,o'brien@example.com"],
+        lambda e: e["user"]["username"] in ("bob@example.com", "o'brien@example.com"),
+    ),
     (["--verb", "delete", "--verb", "patch,create"], lambda e: e["verb"] in ("delete", "patch", "create")),
     (["--verb", "get"], lambda e: e["verb"] == "get"),
     (["-n", "prod"], lambda e: ref(e, "namespace") == "prod"),
@@ -37,9 +39,14 @@ CASES: list[tuple[list[str], Predicate]] = [
     (["--name", "web"], lambda e: ref(e, "name") == "web"),
     (["--exclude-system"], lambda e: not e["user"]["username"].startswith("system:")),
     (["--writes-only"], lambda e: e["verb"] in WRITES),
-    (["--writes-only", "--exclude-system", "--filter", "responseStatus.code >= 400"],
-     lambda e: e["verb"] in WRITES and not e["user"]["username"].startswith("system:")
-     and e.get("responseStatus", {}).get("code", 0) >= 400),
+    (
+        ["--writes-only", "--exclude-system", "--filter", "responseStatus.code >= 400"],
+        lambda e: (
+            e["verb"] in WRITES
+            and not e["user"]["username"].startswith("system:")
+            and e.get("responseStatus", {}).get("code", 0) >= 400
+        ),
+    ),
 ]
 
 

@@ -7,10 +7,10 @@ import io
 import re
 
 import pytest
+from plugin_support import HISTORY_NAME, HISTORY_NAMESPACE, WRITES, PluginEnv, plugin
 from rich.console import Console
 
 from kubectl_activity import history
-from plugin_support import HISTORY_NAME, HISTORY_NAMESPACE, WRITES, PluginEnv, plugin
 
 __all__ = ["plugin"]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 import yaml
-
 from apiserver_support import ApiServerEnv
-from auditlog.fields import table_fields
 from plugin_support import PluginEnv, plugin
+
+from auditlog.fields import table_fields
 
 __all__ = ["plugin"]
 

@@ -6,7 +6,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
 from plugin_support import PluginEnv, plugin
 
 __all__ = ["plugin"]
