@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from up_support import audit_ids, process_alive, run_up, running_up
+from up_support import audit_ids, end, process_alive, run_up, running_up, start_up
 
 from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
 from activity.up.demo import BURST_EVENTS, BURST_SPAN
@@ -74,13 +74,24 @@ def test_demo_traffic_is_queryable_with_kubectl_and_survives_restarts(tmp_path: 
     kubeconfig = (data / "kubeconfig").read_text()
 
     # every event seen while it ran is still there (the last batch was flushed and acked on Ctrl-C) ...
-    with running_up(data, port_base=base) as again:
+    again = start_up(data, port_base=base)
+    try:
+        again.wait_ready()
         kept = again.events()
         assert audit_ids(demo) <= audit_ids(kept)
         assert len(audit_ids(kept)) == len(kept)
-        assert again.stop(signal.SIGTERM) == 0, again.errors
-    # ... and a quiet restart shows exactly what was there before it, with the same certificates
-    with running_up(data, port_base=base) as third:
-        assert audit_ids(third.events()) == audit_ids(kept)
-        assert (data / "pki" / "ca.crt").read_bytes() == ca
-        assert (data / "kubeconfig").read_text() == kubeconfig
+        # ... killed outright, `up` cannot end its nats-server: the child outlives it ...
+        again.process.kill()
+        again.finish()
+        orphan = again.nats_pid
+        assert process_alive(orphan)
+        # ... until the next `up` on the directory ends it, takes the same ports and shows the same events
+        with running_up(data, port_base=base) as third:
+            assert not process_alive(orphan)
+            assert audit_ids(third.events()) == audit_ids(kept)
+            assert (data / "pki" / "ca.crt").read_bytes() == ca
+            assert (data / "kubeconfig").read_text() == kubeconfig
+            assert third.stop(signal.SIGTERM) == 0, third.errors
+            assert not process_alive(third.nats_pid)
+    finally:
+        end(again)

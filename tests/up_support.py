@@ -192,21 +192,25 @@ def start_up(data_dir: Path, *args: str, port_base: int | None = None, env: dict
     return UpProcess(data_dir, base, process)
 
 
+def end(up: UpProcess) -> None:
+    """Kill `up` if it still runs, and its nats-server child, which a killed `up` cannot end itself."""
+    if up.process.poll() is None:
+        up.process.kill()
+        up.finish()
+    nats = re.search(r"\(PID (\d+),", up.output)
+    if nats and process_alive(int(nats[1])):
+        os.kill(int(nats[1]), signal.SIGKILL)
+
+
 @contextmanager
 def running_up(data_dir: Path, *args: str, port_base: int | None = None) -> Iterator[UpProcess]:
-    """`activity up` started and ready; killed at the end if the test did not stop it."""
+    """`activity up` started and ready; ended at the end if the test did not stop it."""
     up = start_up(data_dir, *args, port_base=port_base)
     try:
         up.wait_ready()
         yield up
     finally:
-        if up.process.poll() is None:
-            up.process.kill()
-            up.finish()
-        # a killed `up` cannot end its nats-server: do it here so no test leaves one behind
-        nats = re.search(r"\(PID (\d+),", up.output)
-        if nats and process_alive(int(nats[1])):
-            os.kill(int(nats[1]), signal.SIGKILL)
+        end(up)
 
 
 def run_up(

@@ -59,6 +59,11 @@ class DataDir:
         return self.root / "nats"
 
     @property
+    def nats_pid(self) -> Path:
+        """The running nats-server child's PID, so the next `up` can end it if this one is killed outright."""
+        return self.root / "nats-server.pid"
+
+    @property
     def store(self) -> Path:
         return self.root / "store"
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 
 from activity.natsd import NatsServer, NatsServerMissing, find_binary
+from activity.up import orphans
 from activity.up.demo import DemoTraffic
 from activity.up.errors import UpError
 from activity.up.kubeconfig import write_kubeconfig
@@ -140,6 +141,7 @@ class Stack:
             raise UpError(str(err)) from None
         self._lock = DataDirLock(s.data.lock)
         self._lock.acquire()
+        orphans.end_orphan(s.data.nats_pid, s.data.nats)
         check_ports_free(s.ports)
         if self.pki.ensure():
             log.info("generated a CA, a serving and a client certificate in %s", self.pki.directory)
@@ -148,6 +150,8 @@ class Stack:
             self.nats.start()
         except RuntimeError as err:
             raise UpError(str(err)) from None
+        assert self.nats.process is not None
+        orphans.record(s.data.nats_pid, self.nats.process.pid)
         config = self.store_config
         try:
             migrate(config, log=log.info)
@@ -224,6 +228,7 @@ class Stack:
         if self.nats is not None:
             self.nats.stop()
             self.nats = None
+            self.settings.data.nats_pid.unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
