@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
+import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from webhook_support import Running, event_list, has_status, running_webhook, status_of, until
+from webhook_support import TEST_SETTINGS, Running, event_list, has_status, running_webhook, status_of, until
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
+from ingest.jetstream import connect
+from ingest.webhook import start_webhook
 
 
 @pytest.fixture
@@ -83,3 +87,13 @@ async def test_a_taken_port_fails_the_start_and_leaves_the_running_receiver_alon
         async with running_webhook(nats_server, port=port):
             pass
     assert (await webhook.post_items(list(EventGenerator().events(1))))[0] == 200
+
+
+async def test_stop_after_the_nats_connection_closed_still_stops_serving(nats_server: NatsServer) -> None:
+    nc = await connect(nats_server.url, "closed-first")
+    handle = await start_webhook(replace(TEST_SETTINGS, port=0), nc)
+    await nc.close()  # an embedding process may close its connection first
+    await handle.stop()
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await http.get(handle.url + "/healthz")

@@ -9,6 +9,7 @@ PubAck is an error or a no-responders status, or when its deadline passes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,7 +75,8 @@ class PipelinedPublisher:
 
     async def stop(self) -> None:
         if self._sub is not None:
-            await self._sub.unsubscribe()
+            with contextlib.suppress(NatsError):  # the connection may be closed already: nothing to undo then
+                await self._sub.unsubscribe()
             self._sub = None
         for batch in set(self._pending.values()):
             batch.fail("the publisher stopped")
