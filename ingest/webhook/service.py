@@ -74,6 +74,9 @@ async def start_webhook(settings: WebhookSettings, nc: NATS) -> WebhookHandle:
         auto_decompress=False,  # decoding.read_body gunzips with a bound on the output
         shutdown_timeout=settings.publish_timeout_s + 5,
         access_log=None,
+        # After an early 4xx (body over the limit) aiohttp drains the unread body so the client can read the answer;
+        # 2 s instead of 10 keeps a stalled client from holding up a shutdown.
+        lingering_time=2.0,
     )
     await runner.setup()
     try:
