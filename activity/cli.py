@@ -45,6 +45,10 @@ def env_name(option: str) -> str:
     return ENV_PREFIX + option.lstrip("-").replace("-", "_").upper()
 
 
+def _truthy(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
 def apply_env_defaults(parser: argparse.ArgumentParser, environ: dict[str, str] | None = None) -> None:
     """Let every long option default to its ACTIVITY_* environment variable, converted like the flag would be."""
     environ = dict(os.environ) if environ is None else environ
@@ -59,8 +63,10 @@ def apply_env_defaults(parser: argparse.ArgumentParser, environ: dict[str, str] 
             continue
         raw = environ[name]
         value: Any
-        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
-            value = raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
+            value = _truthy(raw)
+        elif isinstance(action, argparse._StoreFalseAction):
+            value = not _truthy(raw)  # ACTIVITY_NO_X=true means "the flag is given"
         elif action.nargs in ("*", "+") or isinstance(action, argparse._AppendAction):
             value = [action.type(v) if action.type else v for v in raw.split(",") if v]  # type: ignore[operator]
         else:

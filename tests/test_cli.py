@@ -15,7 +15,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=10, help="events per insert")
     parser.add_argument("--stages", nargs="+", default=["ResponseComplete"], help="stages kept")
     parser.add_argument("--manage-streams", action="store_true", help="create streams")
+    parser.add_argument("--no-color", action="store_false", dest="color", help="plain output")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True, help="serve TLS")
     return parser
+
+
+def test_env_booleans_follow_the_flag_meaning() -> None:
+    parser = _parser()
+    apply_env_defaults(parser, {"ACTIVITY_NO_COLOR": "true", "ACTIVITY_TLS": "false"})
+    args = parser.parse_args([])
+    assert (args.color, args.tls) == (False, False)
+    assert parser.parse_args(["--tls"]).tls is True
 
 
 def test_env_name_follows_flag() -> None:
