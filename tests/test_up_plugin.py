@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from up_support import UpProcess, audit_ids, running_up
+from up_support import UpProcess, audit_ids, burst_stored, first_run_burst, running_up
 
 from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
-from activity.up.demo import BURST_EVENTS
 
 DEMO_USERS = {*PEOPLE, *SERVICE_ACCOUNTS, *SYSTEM_USERS}
 WRITES = ("create", "update", "patch", "delete")
@@ -23,7 +22,8 @@ WRITES = ("create", "update", "patch", "delete")
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     with running_up(tmp_path_factory.mktemp("up") / "data", "--with-demo-traffic") as running:
-        assert len(running.wait_for_events(BURST_EVENTS // 2)) >= BURST_EVENTS // 2
+        sent = first_run_burst()
+        assert burst_stored(sent)(running.wait_for_events(burst_stored(sent)))
         yield running
 
 

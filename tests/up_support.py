@@ -18,15 +18,18 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from activity.loadgen.events import EventGenerator, GeneratorSettings
 from activity.up.banner import READY_LINE
+from activity.up.demo import DemoTraffic
 from activity.up.layout import HOST
 
 UP_COMMAND = (sys.executable, "-m", "activity.cli", "up")
@@ -171,11 +174,14 @@ class UpProcess:
                 return found
             spec["continue"] = status["continue"]
 
-    def wait_for_events(self, at_least: int, timeout: float = START_TIMEOUT_S, **window: str) -> list[dict[str, Any]]:
+    def wait_for_events(
+        self, enough: Callable[[list[dict[str, Any]]], bool], timeout: float = START_TIMEOUT_S, **window: str
+    ) -> list[dict[str, Any]]:
+        """The window's events once `enough` says so (or at the timeout, for the caller's assertion to fail)."""
         deadline = time.monotonic() + timeout
         while True:
             found = self.events(**window)
-            if len(found) >= at_least or time.monotonic() > deadline:
+            if enough(found) or time.monotonic() > deadline:
                 return found
             time.sleep(1.0)
 
@@ -226,6 +232,18 @@ def run_up(
         timeout=timeout,
         check=False,
     )
+
+
+def first_run_burst() -> set[str]:
+    """The auditIDs of the ResponseComplete events the first demo run on a fresh data directory sends in its
+    burst (they do not depend on the time)."""
+    burst = DemoTraffic.starting(datetime.now(UTC), run=1).burst
+    generator = EventGenerator(GeneratorSettings(seed=burst.seed, start=burst.start, step=burst.step))
+    return {e["auditID"] for e in generator.events(burst.events // 2) if e["stage"] == "ResponseComplete"}
+
+
+def burst_stored(sent: set[str]) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda events: sent <= {e["auditID"] for e in events}
 
 
 def audit_ids(events: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:

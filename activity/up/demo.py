@@ -1,17 +1,18 @@
 """`--with-demo-traffic`: loadgen traffic into the local webhook so a newcomer sees results at once.
 
 A burst first, spread over the last two hours of wall-clock time (so `now-24h` finds it and histories have
-several versions), then a gentle trickle stamped as it is sent. Each run draws fresh seeds: a second `up` on the
-same data adds events instead of repeating auditIDs the store would deduplicate.
+several versions), then a gentle trickle stamped as it is sent. The seeds come from a run counter kept in the
+data directory: the first run on a fresh directory always sends the same traffic (so the README's example
+object exists), and each later run sends new auditIDs rather than ones the store would deduplicate.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from activity.loadgen import Delivery, TrafficPlan, clocked_plan, send
 from activity.loadgen.events import EventGenerator, GeneratorSettings
@@ -40,11 +41,22 @@ class DemoTraffic:
     trickle: TrafficPlan
 
     @classmethod
-    def starting(cls, now: datetime, seed: int | None = None) -> DemoTraffic:
-        seed = secrets.randbits(31) * 2 if seed is None else seed
+    def starting(cls, now: datetime, run: int) -> DemoTraffic:
+        """The traffic of the `run`-th demo on a data directory (1 for the first)."""
+        seed = 2 * run
         step = BURST_SPAN / (BURST_EVENTS // 2)
         burst = TrafficPlan(events=BURST_EVENTS, start=now - BURST_SPAN, step=step, seed=seed)
         return cls(burst, clocked_plan(TRICKLE_EVENTS, now=now, rate=TRICKLE_RATE, seed=seed + 1))
+
+    @staticmethod
+    def next_run(counter: Path) -> int:
+        """Count this run in `counter` (a file holding the number of runs so far) and return its number."""
+        try:
+            done = int(counter.read_text().strip())
+        except (OSError, ValueError):
+            done = 0
+        counter.write_text(f"{done + 1}\n")
+        return done + 1
 
     @property
     def stored_by_burst(self) -> int:

@@ -80,6 +80,10 @@ class DataDir:
         return self.root / "kubeconfig"
 
     @property
+    def demo_runs(self) -> Path:
+        return self.root / "demo-runs"
+
+    @property
     def lock(self) -> Path:
         return self.root / "up.lock"
 

@@ -171,7 +171,7 @@ class Stack:
         await self._start_consumer(config)
         write_kubeconfig(s.data.kubeconfig, s.kube_name, self.apiserver_url, self.pki)
         if s.demo:
-            self.demo = DemoTraffic.starting(datetime.now(UTC))
+            self.demo = DemoTraffic.starting(datetime.now(UTC), DemoTraffic.next_run(s.data.demo_runs))
             self._demo_task = asyncio.create_task(self.demo.run(self.webhook.url + "/events"))
 
     async def _start_apiserver(self, config: StoreConfig) -> None:

@@ -1,0 +1,20 @@
+"""The local-run guide's commands stay true to what `activity up` does: the history example names the object the
+first demo run on a fresh data directory changes most."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from activity.up.demo import DemoTraffic
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "local-run.md"
+
+
+def test_the_history_example_names_the_first_runs_busiest_object() -> None:
+    examples = re.findall(r"kubectl activity history (\S+) (\S+) -n (\S+) --diff", GUIDE.read_text())
+    busiest = DemoTraffic.starting(datetime.now(UTC), run=1).busiest_object()
+    assert examples
+    assert set(examples) == {(busiest.resource, busiest.name, busiest.namespace)}
+    assert busiest.versions >= 2
