@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from auditlog.fields import table_fields
 from kubectl_activity import history, summary
 from kubectl_activity.client import ActivityClient, QueryRequest
 from kubectl_activity.errors import PluginError
@@ -54,8 +55,8 @@ audit-event fields (see `kubectl explain auditlogquery.spec.filter`), e.g.
   user.groups.exists(g, g == 'system:masters')
 
 Output (-o): {", ".join(FORMATS)}.
-  table/wide: columns TIMESTAMP VERB USER NAMESPACE RESOURCE NAME STATUS; wide adds AUDIT ID, GROUPS,
-  SOURCE IP, USER AGENT.
+  table: columns {" ".join(f.header for f in table_fields())};
+  wide adds {", ".join(f.header for f in table_fields(wide=True) if f not in table_fields())}.
   json/yaml: a kubectl List of the events (items); metadata.continue holds the next-page token.
   jsonpath: kubectl's template syntax over that List, e.g. -o jsonpath='{{.items[*].user.username}}' or
   -o jsonpath='{{range .items[*]}}{{.verb}}{{"\\t"}}{{.objectRef.name}}{{"\\n"}}{{end}}'.

@@ -5,7 +5,9 @@ KUBECONFIG, ~/.kube/config; `--context`) with client certificates, bearer tokens
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import ssl
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
@@ -84,6 +86,23 @@ class ActivityClient:
         session = getattr(self._api, "_session", None)
         if session is not None:
             await session.aclose()
+        self._remove_credential_copies()
+
+    def _remove_credential_copies(self) -> None:
+        """kr8s writes `*-data` credentials (embedded in the kubeconfig or from an exec plugin) to temporary files
+        and leaves them; the session has read them, so a private key does not outlive the command."""
+        auth = getattr(self._api, "auth", None)
+        if auth is None:
+            return
+        written = (
+            ("client-key-data", auth._user, auth.client_key_file),
+            ("client-certificate-data", auth._user, auth.client_cert_file),
+            ("certificate-authority-data", auth._cluster, auth.server_ca_file),
+        )
+        for key, section, path in written:
+            if key in section and path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     @property
     def server(self) -> str:

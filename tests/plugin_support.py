@@ -148,9 +148,9 @@ class PluginEnv:
     def events(self) -> list[dict[str, Any]]:
         return self.server.events
 
-    def kubectl(self, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(self, *args: str, kubeconfig: Path | None = None, **env_vars: str) -> subprocess.CompletedProcess[str]:
         """`kubectl activity ARGS` with stdout and stderr captured (not a terminal)."""
-        env = self.env | ({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})
+        env = self.env | ({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}) | env_vars
         return subprocess.run(
             ["kubectl", "activity", *args], capture_output=True, text=True, env=env, timeout=120, check=False
         )

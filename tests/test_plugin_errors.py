@@ -138,6 +138,9 @@ def test_exec_credential_plugin(plugin: PluginEnv, tmp_path: Path, version: str)
         "exec": {"apiVersion": version, "command": sys.executable, "args": [str(helper)], "interactiveMode": "Never"}
     }
     config = kubeconfig(tmp_path / "exec", plugin, {"x": exec_user}, "x")
-    done = plugin.kubectl("query", "-o", "json", "--limit", "2", kubeconfig=config)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = plugin.kubectl("query", "-o", "json", "--limit", "2", kubeconfig=config, TMPDIR=str(scratch))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["items"] == plugin.server.newest_first()[:2]
+    assert list(scratch.iterdir()) == [], "no copy of the private key is left behind"

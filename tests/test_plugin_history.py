@@ -11,21 +11,47 @@ from plugin_support import HISTORY_NAME, HISTORY_NAMESPACE, WRITES, PluginEnv, p
 from rich.console import Console
 
 from kubectl_activity import history
+from kubectl_activity.resources import ResourceName, parse_resource
 
 __all__ = ["plugin"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@pytest.mark.parametrize("resource", ["deployments", "deployment", "deploy", "deployments.apps", "Deployment"])
-def test_history_lists_the_writes_oldest_first(plugin: PluginEnv, resource: str) -> None:
-    done = plugin.kubectl("history", resource, HISTORY_NAME, "-n", HISTORY_NAMESPACE)
+def test_history_lists_the_writes_oldest_first(plugin: PluginEnv) -> None:
+    done = plugin.kubectl("history", "deploy", HISTORY_NAME, "-n", HISTORY_NAMESPACE)
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
     assert header.split() == ["TIMESTAMP", "VERB", "USER", "STATUS"]
     assert [row.split()[1:] for row in rows] == [[w.verb, w.user, str(w.code)] for w in WRITES]
     stamps = [row.split()[0] for row in rows]
     assert stamps == sorted(stamps)
+
+
+@pytest.mark.parametrize(
+    ("typed", "resource", "group"),
+    [
+        ("deployments", "deployments", None),
+        ("deployment", "deployments", None),
+        ("Deployment", "deployments", None),
+        ("deploy", "deployments", None),
+        ("deployments.apps", "deployments", "apps"),
+        ("networkpolicy", "networkpolicies", None),
+        ("ingress", "ingresses", None),
+        ("endpoints", "endpoints", None),
+        ("svc", "services", None),
+        ("gateway.gateway.networking.k8s.io", "gateways", "gateway.networking.k8s.io"),
+    ],
+)
+def test_resource_forms(typed: str, resource: str, group: str | None) -> None:
+    assert parse_resource(typed) == ResourceName(resource, group)
+
+
+def test_history_with_a_group_and_without_namespace(plugin: PluginEnv) -> None:
+    done = plugin.kubectl("history", "deployments.apps", HISTORY_NAME)
+    assert done.returncode == 0, done.stderr
+    assert [row.split()[1] for row in done.stdout.splitlines()[1:]] == [w.verb for w in WRITES]
+    assert "No changes" in plugin.kubectl("history", "deployments.batch", HISTORY_NAME).stderr
 
 
 def test_history_of_an_unknown_object_says_so(plugin: PluginEnv) -> None:
