@@ -41,7 +41,6 @@ CLUSTER = "test-1"
 FAST = ConsumerSettings(
     batch_events=100,
     batch_age_s=0.2,
-    idle_pull_s=0.5,
     max_ack_pending=1000,
     backoff_initial_s=0.05,
     backoff_max_s=0.5,

@@ -48,9 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-age", type=float, default=D.batch_age_s, help="insert a batch at the latest this many seconds old"
     )
     parser.add_argument(
-        "--idle-pull", type=float, default=D.idle_pull_s, help="seconds one pull request waits on an empty stream"
-    )
-    parser.add_argument(
         "--max-event-bytes", type=int, default=D.max_event_bytes, help="bigger events are dead-lettered"
     )
     parser.add_argument(
@@ -84,7 +81,6 @@ def settings_from(args: argparse.Namespace) -> ConsumerSettings:
         batch_events=args.batch_events,
         batch_bytes=args.batch_bytes,
         batch_age_s=args.batch_age,
-        idle_pull_s=args.idle_pull,
         max_event_bytes=args.max_event_bytes,
         max_ack_pending=args.max_ack_pending or ACK_PENDING_PER_BATCH * args.batch_events,
         ack_wait_s=args.ack_wait,

@@ -133,11 +133,7 @@ class Consumer:
         if self._closed:
             self._late.append(msg)  # arrived after the last pull was cancelled: handed back for another replica
             return
-        verdict = screen(msg.data, self.settings.stages, self.settings.max_event_bytes)
-        first = not self._batch.held
-        self._batch.add(msg, verdict)
-        if first:  # the batch's age starts now: do not wait out an idle-length pull request
-            self._puller.end_after(self.settings.batch_age_s)
+        self._batch.add(msg, screen(msg.data, self.settings.stages, self.settings.max_event_bytes))
 
     def _ready(self, batch: Batch, now: float) -> bool:
         if not batch.held:
@@ -175,7 +171,9 @@ class Consumer:
             await asyncio.sleep(0.1)
             return
         s = self.settings
-        expires = s.idle_pull_s if not batch.held else s.batch_age_s - batch.age(now)
+        # A request never outlives the batch's age limit, counted from now if the batch is still empty: the
+        # first message may come at once. So no request is left delivering into the next batch.
+        expires = s.batch_age_s - batch.age(now)
         max_bytes: int | None = s.batch_bytes - batch.nbytes
         want = s.batch_events - len(batch)
         outcome = await self._puller.pull(want, expires, max_bytes)

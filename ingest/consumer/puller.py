@@ -35,7 +35,6 @@ class Ended(enum.Enum):
     REFUSED = "refused"  # other 409s: consumer deleted, leadership change, max waiting, server shutdown
     UNAVAILABLE = "unavailable"  # 503: no responders, JetStream or the consumer is not there
     LOST = "lost"  # no answer at all within expires + grace
-    AGED = "aged"  # the batch being filled reached its age limit before the request ended
     CANCELLED = "cancelled"  # stop() was called
 
 
@@ -126,18 +125,6 @@ class Puller:
 
     def cancel(self) -> None:
         self._finish(PullOutcome(Ended.CANCELLED, self._delivered))
-
-    def end_after(self, delay_s: float) -> None:
-        """Stop waiting for the current request after `delay_s`. The server may still deliver on it until it
-        expires; those messages go to the next batch like any other."""
-        done = self._done
-        if done is not None and not done.done():
-            timer = asyncio.get_running_loop().call_later(delay_s, self._age_out, done)
-            done.add_done_callback(lambda _: timer.cancel())
-
-    def _age_out(self, done: asyncio.Future[PullOutcome]) -> None:
-        if done is self._done:
-            self._finish(PullOutcome(Ended.AGED, self._delivered))
 
     def _finish(self, outcome: PullOutcome) -> None:
         if self._done is not None and not self._done.done():

@@ -35,7 +35,6 @@ class ConsumerSettings:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_ack_pending: int = DEFAULT_MAX_ACK_PENDING
     ack_wait_s: float = 30.0  # unacked this long → redelivered; batches held longer get +WPI in-progress acks
-    idle_pull_s: float = 5.0  # how long one pull request waits on an empty stream
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
     info_interval_s: float = 5.0  # consumer info poll for the pending / ack-pending gauges
@@ -48,7 +47,7 @@ class ConsumerSettings:
         for name in ("batch_events", "batch_bytes", "max_event_bytes", "max_ack_pending"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
-        for name in ("batch_age_s", "ack_wait_s", "idle_pull_s", "backoff_initial_s", "info_interval_s"):
+        for name in ("batch_age_s", "ack_wait_s", "backoff_initial_s", "info_interval_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.max_ack_pending < self.batch_events:
