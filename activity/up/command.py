@@ -75,7 +75,8 @@ async def serve(settings: UpSettings) -> int:
     stack = Stack(settings)
     await stack.start()
     log.info("up: everything started")
-    print(banner(stack), flush=True)
+    if not stopping.is_set():  # a Ctrl-C during start-up: straight to stopping, no banner
+        print(banner(stack), flush=True)
     failure = None
     while not stopping.is_set() and failure is None:
         with contextlib.suppress(TimeoutError):

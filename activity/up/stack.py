@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 
 from activity.natsd import NatsServer, NatsServerMissing, find_binary
 from activity.up import orphans
@@ -79,6 +80,15 @@ def port_error(label: str, port: int, ports: Ports, err: OSError) -> UpError:
         f"port {port} ({label}) on {HOST} {why}: `activity up` uses ports {ports.base}-{ports.base + 4}; "
         f"pick another range with --port-base (e.g. --port-base {ports.base + 100 if ports.base < 65000 else 20000})"
     )
+
+
+async def _close(nc: NATS) -> None:
+    """Drain when connected (what was published gets flushed); with NATS gone, drain refuses: just close."""
+    if nc.is_connected:
+        with contextlib.suppress(NatsError):
+            await nc.drain()
+            return
+    await nc.close()
 
 
 @dataclass
@@ -219,7 +229,7 @@ class Stack:
             await self.webhook.stop()
             self.webhook = None
         if self._webhook_nc is not None:
-            await self._webhook_nc.drain()
+            await _close(self._webhook_nc)
             self._webhook_nc = None
         await self._stop_consumer()
         if self.apiserver is not None:
@@ -248,7 +258,7 @@ class Stack:
                 log.error("the consumer gave up on its last batch: JetStream redelivers it on the next `up`")
             self._consumer_task = None
         if self._consumer_nc is not None:
-            await self._consumer_nc.close()
+            await _close(self._consumer_nc)
             self._consumer_nc = None
         if self._consumer_store is not None:
             self._consumer_store.close()
