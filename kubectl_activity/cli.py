@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -286,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `| head` closed the pipe: not an error worth a message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor is the flush at exit
         return 0
     except Exception as err:  # the last resort: one line, never a traceback
         sys.stderr.write(f"error: unexpected {type(err).__name__}: {err}\n")

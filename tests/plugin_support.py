@@ -178,6 +178,8 @@ class PluginEnv:
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginEnv]:
+    if not (Path(SCRIPTS) / "kubectl-activity").exists():
+        pytest.fail(f"kubectl-activity is not installed in {SCRIPTS}: run `pip install -e .` first")
     with apiserver_with_events(tmp_path_factory) as server:
         earlier = datetime.now(UTC) - timedelta(hours=3)  # older than the generated events (the last hour)
         server.insert_events(history_events(earlier) + awkward_events(earlier - timedelta(minutes=30)))

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from plugin_support import PluginEnv, plugin
 
 from apiserver.http.status import forbidden
-from kubectl_activity.errors import status_message
+from kubectl_activity.client import ActivityClient
+from kubectl_activity.errors import PluginError, status_message
 
 __all__ = ["plugin"]
 
@@ -144,3 +146,15 @@ def test_exec_credential_plugin(plugin: PluginEnv, tmp_path: Path, version: str)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["items"] == plugin.server.newest_first()[:2]
     assert list(scratch.iterdir()) == [], "no copy of the private key is left behind"
+
+
+@pytest.mark.parametrize("code", [404, 503])
+def test_missing_or_unavailable_apiservice_gets_a_hint(code: int) -> None:
+    status = {"kind": "Status", "status": "Failure", "reason": "ServiceUnavailable" if code == 503 else "NotFound"}
+    status["message"] = "service unavailable" if code == 503 else "the server could not find the requested resource"
+    client = ActivityClient()
+    with pytest.raises(PluginError) as raised:
+        client._page(httpx.Response(code, json=status))
+    first, hint = str(raised.value).splitlines()
+    assert first == f"Error from server ({status['reason']}): {status['message']}"
+    assert hint.startswith("hint: is the APIService v1alpha1.activity.miloapis.com registered and Available")
