@@ -12,27 +12,29 @@ import yaml
 from activity.up.pki import USER, LocalPki
 
 
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
-def kubeconfig(name: str, server: str, pki: LocalPki) -> dict[str, Any]:
+def kubeconfig(name: str, server: str, ca_pem: bytes, user: str, cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
+    """One cluster, one client-certificate user, one context joining them (current)."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(pki.ca_cert)}}],
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}],
         "users": [
-            {
-                "name": USER,
-                "user": {"client-certificate-data": _b64(pki.client_cert), "client-key-data": _b64(pki.client_key)},
-            }
+            {"name": user, "user": {"client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}}
         ],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": USER}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
         "current-context": name,
     }
 
 
 def write_kubeconfig(path: Path, name: str, server: str, pki: LocalPki) -> None:
     """Owner-only, like ~/.kube/config: it holds a private key."""
+    config = kubeconfig(
+        name, server, pki.ca_cert.read_bytes(), USER, pki.client_cert.read_bytes(), pki.client_key.read_bytes()
+    )
     path.touch(mode=0o600)
-    path.write_text(yaml.safe_dump(kubeconfig(name, server, pki), sort_keys=False))
+    path.chmod(0o600)  # also when an older file was left with another mode
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
