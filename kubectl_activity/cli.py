@@ -67,7 +67,8 @@ HISTORY_HELP = f"""The writes ({", ".join(WRITE_VERBS)}) to one object, oldest f
 status of each (completed requests only: stage ResponseComplete).
 
 RESOURCE may be plural (deployments), singular (deployment), a kubectl short name ({", ".join(sorted(SHORT_NAMES))})
-or any of these with a group (deployments.apps). Without -n, objects of that name in every namespace are shown.
+or any of these with a group (deployments.apps). Without -n, the object is looked for in every namespace (and
+-n is asked for if objects of that name changed in several).
 
 --diff prints the object after each change as a unified diff against the previous version, taken from the
 event's responseObject (or the requestObject of a create/update): "Initial state" first, "metadata only" when
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     changes = command("history", "the changes to one object, oldest first", HISTORY_HELP)
     changes.add_argument("resource", metavar="RESOURCE", help="deployments, deployment, deploy, deployments.apps...")
     changes.add_argument("name", metavar="NAME", help="name of the object")
-    changes.add_argument("-n", "--namespace", help="namespace of the object (default: any)")
+    changes.add_argument("-n", "--namespace", help="namespace of the object (needed if the name is in several)")
     changes.add_argument("--diff", action="store_true", help="show how the object changed at each write")
     _window_flags(changes, "now-30d")
     changes.set_defaults(handler=run_history)
@@ -204,6 +205,7 @@ async def run_query(args: argparse.Namespace) -> int:
         pages = 0
         async for page in client.pages(request):
             pages += 1
+            progress.clear()
             printer.page(page.events)
             more = ", more to come" if page.continue_token else ""
             progress.update(f"page {pages}: {printer.printed} events{more}")
@@ -233,6 +235,12 @@ async def run_history(args: argparse.Namespace) -> int:
             f"No changes to {target.resource}/{args.name}{where} between {args.start_time} and {args.end_time}\n"
         )
         return 0
+    namespaces = sorted({str((e.get("objectRef") or {}).get("namespace") or "") for e in events})
+    if len(namespaces) > 1:  # versions of different objects would be diffed against each other
+        raise PluginError(
+            f"error: {target.resource}/{args.name} was changed in several namespaces ({', '.join(namespaces)}): "
+            "choose one with -n"
+        )
     console = Console(highlight=False, soft_wrap=True, markup=False)
     items = history.changes(events)
     if args.diff:

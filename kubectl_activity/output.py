@@ -41,11 +41,6 @@ class OutputFormat:
             f"formats are: {', '.join(FORMATS)}"
         )
 
-    @property
-    def streams(self) -> bool:
-        """Whether pages are printed as they arrive (json, yaml and jsonpath print one List at the end)."""
-        return self.kind in ("table", "wide", "name")
-
 
 def value_at(event: Mapping[str, Any], path: str) -> Any:
     node: Any = event

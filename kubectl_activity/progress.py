@@ -21,6 +21,12 @@ class Progress:
         self._shown = True
         self.stream.flush()
 
+    def clear(self) -> None:
+        """Before writing to stdout on the same terminal: the line the output will go on is the progress line."""
+        if self.live and self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
     def done(self) -> None:
         if self.live and self._shown:
             self.stream.write("\n")

@@ -25,6 +25,7 @@ from apiserver_support import ApiServerEnv, apiserver_with_events
 SCRIPTS = sysconfig.get_path("scripts")  # where pip installed the kubectl-activity console script
 HISTORY_NAMESPACE = "shop"
 HISTORY_NAME = "web"
+OTHER_NAMESPACE = "shop-2"
 # Stored user names that need escaping in a CEL string literal.
 AWKWARD_USERS = (
     "o'brien@example.com",
@@ -108,7 +109,9 @@ def history_events(start: datetime) -> list[dict[str, Any]]:
         events.append(done)
         read = base | {"verb": "get", "auditID": str(uuid.UUID(int=100 + i)), "stage": "ResponseComplete"}
         events.append(read | {"responseStatus": {"code": 200}})
-    return events
+    namesake = events[1] | {"auditID": str(uuid.UUID(int=99))}  # the same name in another namespace
+    namesake["objectRef"] = namesake["objectRef"] | {"namespace": OTHER_NAMESPACE}
+    return [*events, namesake]
 
 
 def awkward_events(start: datetime) -> list[dict[str, Any]]:

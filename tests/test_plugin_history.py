@@ -7,7 +7,7 @@ import io
 import re
 
 import pytest
-from plugin_support import HISTORY_NAME, HISTORY_NAMESPACE, WRITES, PluginEnv, plugin
+from plugin_support import HISTORY_NAME, HISTORY_NAMESPACE, OTHER_NAMESPACE, WRITES, PluginEnv, plugin
 from rich.console import Console
 
 from kubectl_activity import history
@@ -48,9 +48,14 @@ def test_resource_forms(typed: str, resource: str, group: str | None) -> None:
 
 
 def test_history_with_a_group_and_without_namespace(plugin: PluginEnv) -> None:
-    done = plugin.kubectl("history", "deployments.apps", HISTORY_NAME)
-    assert done.returncode == 0, done.stderr
-    assert [row.split()[1] for row in done.stdout.splitlines()[1:]] == [w.verb for w in WRITES]
+    ambiguous = plugin.kubectl("history", "deployments.apps", HISTORY_NAME)
+    assert ambiguous.returncode == 1
+    assert f"changed in several namespaces ({HISTORY_NAMESPACE}, {OTHER_NAMESPACE}): choose one with -n" in (
+        ambiguous.stderr
+    )
+    other = plugin.kubectl("history", "deployments.apps", HISTORY_NAME, "-n", OTHER_NAMESPACE)
+    assert other.returncode == 0, other.stderr
+    assert [row.split()[1:3] for row in other.stdout.splitlines()[1:]] == [[WRITES[0].verb, WRITES[0].user]]
     assert "No changes" in plugin.kubectl("history", "deployments.batch", HISTORY_NAME).stderr
 
 
