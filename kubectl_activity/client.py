@@ -76,8 +76,11 @@ class ActivityClient:
             self._api = kr8s.asyncio.Api(kubeconfig=self._kubeconfig, context=self._context, bypass_factory=True)
             await self._api.auth
         except Exception as err:  # kr8s raises ValueError, KeyError, OSError... for unusable configs
-            where = self._kubeconfig or "KUBECONFIG / ~/.kube/config"
-            raise PluginError(f"error: cannot load the kubeconfig ({where}): {_describe(err)}") from None
+            where = self._kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise PluginError(
+                f"error: cannot load the kubeconfig {where}: {_describe(err)}\n"
+                "hint: point --kubeconfig or KUBECONFIG at a kubeconfig for the cluster (and --context at a context)"
+            ) from None
         return self
 
     async def __aexit__(
