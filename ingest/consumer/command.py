@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stages",
         type=_stages,
-        default=D.stages,
+        default=",".join(sorted(D.stages)),  # a string: argparse converts it with `type`, and shows it plainly
         help=f"comma-separated stages to store (of {', '.join(STAGES)}); others are acked and counted",
     )
     parser.add_argument("--batch-events", type=int, default=D.batch_events, help="insert after this many messages")
