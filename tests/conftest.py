@@ -30,7 +30,8 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture
 def store_dsn(tmp_path: Path) -> str:
     dsn = f"chdb://{tmp_path / 'store'}"
-    migrate(parse_store_dsn(dsn))
+    # No retention TTL: test data has fixed dates, which a TTL would silently drop once they are old enough.
+    migrate(parse_store_dsn(dsn), retention_days=0)
     return dsn
 
 
