@@ -3,6 +3,7 @@ Ctrl-C, and restarts on the same data directory."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import signal
@@ -10,11 +11,14 @@ import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nats
 import yaml
 from up_support import audit_ids, burst_stored, end, first_run_burst, process_alive, run_up, running_up, start_up
 
 from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
+from activity.natsd import NatsServer
 from activity.up.demo import BURST_EVENTS, BURST_SPAN
+from ingest.jetstream import DURABLE, STREAM
 
 DEMO_USERS = {*PEOPLE, *SERVICE_ACCOUNTS, *SYSTEM_USERS}
 GROUP_VERSION = "/apis/activity.miloapis.com/v1alpha1"
@@ -22,6 +26,23 @@ GROUP_VERSION = "/apis/activity.miloapis.com/v1alpha1"
 
 def _time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _jetstream_state(nats_dir: Path) -> tuple[int, int, int]:
+    """(messages in the events stream, not yet delivered to the durable, delivered but unacked), read from a
+    nats-server started on the stopped stack's JetStream directory."""
+
+    async def read(url: str) -> tuple[int, int, int]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            stream, durable = await js.stream_info(STREAM), await js.consumer_info(STREAM, DURABLE)
+            return stream.state.messages, durable.num_pending or 0, durable.num_ack_pending or 0
+        finally:
+            await nc.close()
+
+    with NatsServer(nats_dir) as server:
+        return asyncio.run(read(server.url))
 
 
 def test_demo_traffic_is_queryable_with_kubectl_and_survives_restarts(tmp_path: Path) -> None:
@@ -75,14 +96,18 @@ def test_demo_traffic_is_queryable_with_kubectl_and_survives_restarts(tmp_path: 
         assert "Traceback" not in up.errors
     ca = (data / "pki" / "ca.crt").read_bytes()
     kubeconfig = (data / "kubeconfig").read_text()
+    # Ctrl-C left nothing behind in JetStream: every message was delivered to the durable and acked (after its
+    # insert), so the store holds one ResponseComplete event per request the webhook accepted
+    messages, pending, ack_pending = _jetstream_state(data / "nats")
+    assert (pending, ack_pending) == (0, 0)
 
-    # every event seen while it ran is still there (the last batch was flushed and acked on Ctrl-C) ...
+    # ... and a restart shows every one of them
     again = start_up(data, port_base=base)
     try:
         again.wait_ready()
         kept = again.events()
         assert audit_ids(demo) <= audit_ids(kept)
-        assert len(audit_ids(kept)) == len(kept)
+        assert len(audit_ids(kept)) == len(kept) == messages // 2
         # ... killed outright, `up` cannot end its nats-server: the child outlives it ...
         again.process.kill()
         again.finish()

@@ -25,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
+        metavar="DIR",
         default=DEFAULT_DATA_DIR,
         help="where NATS, the store, the certificates, the kubeconfig and the log live; kept between runs",
     )
     parser.add_argument(
         "--port-base",
         type=int,
+        metavar="N",
         default=DEFAULT_PORT_BASE,
         help="first of five ports on 127.0.0.1: webhook, API server (+1), nats-server (+2), API server metrics "
         "(+3), consumer probes (+4)",
@@ -41,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send generated audit events (a burst over the last 2 hours, then a trickle) so queries show results",
     )
     parser.add_argument(
-        "--cluster-name", default="local", help="cluster the webhook's events are filed under (audit.k8s.<name>)"
+        "--cluster-name",
+        default="local",
+        metavar="NAME",
+        help="cluster the webhook's events are filed under (audit.k8s.<name>)",
     )
 
 
