@@ -276,7 +276,7 @@ def apiserver_with_events(tmp_path_factory: pytest.TempPathFactory, **options: A
     """`running_apiserver(**options)` over a freshly migrated store holding `generated_events()`."""
     directory = tmp_path_factory.mktemp("apiserver")
     dsn = f"chdb://{directory / 'store'}"
-    migrate(parse_store_dsn(dsn))
+    migrate(parse_store_dsn(dsn), retention_days=0)  # fixed-date test events must not age out
     with running_apiserver(directory, dsn, **options) as env:
         env.insert_events(generated_events())
         yield env

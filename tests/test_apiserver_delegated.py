@@ -52,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeKubeAuthAPI) -> I
         tolerate_lookup_failure=True,  # the double serves no front-proxy configmap; client CA comes from the flag
     )
     dsn = f"chdb://{directory / 'store'}"
-    migrate(parse_store_dsn(dsn))
+    migrate(parse_store_dsn(dsn), retention_days=0)  # fixed-date test events must not age out
     try:
         with running_apiserver(directory / "server", dsn, auth=auth) as env:
             yield env
