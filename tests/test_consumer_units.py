@@ -45,6 +45,9 @@ def test_integers_beyond_64_bits_are_valid_json_and_stored() -> None:
 def test_other_stages_are_filtered() -> None:
     received = next(e for e in EVENTS if e["stage"] == "RequestReceived")
     assert screen(orjson.dumps(received), STAGES, 1 << 20) == Filtered("RequestReceived")
+    # A stage we do not store is not validated either: nothing of it would be kept.
+    incomplete = {k: v for k, v in received.items() if k != "auditID"}
+    assert screen(orjson.dumps(incomplete), STAGES, 1 << 20) == Filtered("RequestReceived")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Final
 import orjson
 
 from auditlog.events import problem
+from auditlog.fields import STAGES
 
 # Dead-letter reasons: the label of the dead-lettered metric and the start of the reason header.
 OVERSIZE: Final = "oversize"
@@ -59,11 +60,12 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int) -> Verd
         except (ValueError, RecursionError):
             return Poison(NOT_JSON, str(err))
         wide = True
+    stage = event.get("stage") if isinstance(event, dict) else None
+    if stage in STAGES and stage not in stages:
+        return Filtered(stage)  # filtered before validation: a stage we do not store needs no checks
     why = problem(event)
     if why is not None:
         return Poison(NOT_AUDIT_EVENT, why)
-    if event["stage"] not in stages:
-        return Filtered(event["stage"])
     # Rows are stored one per line and read back as tab-separated lines: raw whitespace between JSON tokens
     # (all JSON allows; string contents are escaped) must go. Re-dumped compactly.
     if b"\n" in payload or b"\r" in payload or b"\t" in payload:
