@@ -162,6 +162,16 @@ FIELDS: tuple[Field, ...] = (
         "objectRef.apiVersion == 'v1'",
     ),
     Field(
+        "objectRef.namespace",
+        "namespace",
+        FieldKind.STRING,
+        "String",
+        "Namespace of the object ('' for cluster-scoped objects).",
+        "objectRef.namespace == 'kube-system'",
+        Display.TABLE,
+        "NAMESPACE",
+    ),
+    Field(
         "objectRef.resource",
         "resource",
         FieldKind.STRING,
@@ -178,16 +188,6 @@ FIELDS: tuple[Field, ...] = (
         "LowCardinality(String)",
         "Subresource, e.g. status, scale, exec, log.",
         "objectRef.subresource == 'exec'",
-    ),
-    Field(
-        "objectRef.namespace",
-        "namespace",
-        FieldKind.STRING,
-        "String",
-        "Namespace of the object ('' for cluster-scoped objects).",
-        "objectRef.namespace == 'kube-system'",
-        Display.TABLE,
-        "NAMESPACE",
     ),
     Field(
         "objectRef.name",
