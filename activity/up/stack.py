@@ -182,7 +182,13 @@ class Stack:
         write_kubeconfig(s.data.kubeconfig, s.kube_name, self.apiserver_url, self.pki)
         if s.demo:
             self.demo = DemoTraffic.starting(datetime.now(UTC), DemoTraffic.next_run(s.data.demo_runs))
-            self._demo_task = asyncio.create_task(self.demo.run(self.webhook.url + "/events"))
+            self._demo_task = asyncio.create_task(self._send_demo(self.demo))
+
+    async def _send_demo(self, demo: DemoTraffic) -> None:
+        try:
+            await demo.run(self.webhook_url)
+        except Exception:  # demo traffic is a nicety: its failure is logged, the stack keeps running
+            log.exception("demo traffic stopped")
 
     async def _start_apiserver(self, config: StoreConfig) -> None:
         s, pki = self.settings, self.pki
