@@ -22,8 +22,8 @@ WRITES = ("create", "update", "patch", "delete")
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     with running_up(tmp_path_factory.mktemp("up") / "data", "--with-demo-traffic") as running:
-        sent = first_run_burst()
-        assert burst_stored(sent)(running.wait_for_events(burst_stored(sent)))
+        whole_burst = burst_stored(first_run_burst())
+        assert whole_burst(running.wait_for_events(whole_burst))
         yield running
 
 
@@ -34,7 +34,7 @@ def _rows(table: str) -> list[list[str]]:
 
 
 def _stable_events(up: UpProcess, end: str, **window: str) -> list[dict[str, Any]]:
-    """The window's events once two reads agree (the trickle keeps adding after `end`, never before it)."""
+    """The window's events once two reads agree: events stamped shortly before `end` may still be on their way."""
     previous = up.events(end=end, **window)
     for _ in range(30):
         time.sleep(1.0)
