@@ -231,6 +231,6 @@ STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 
 
 def table_fields(wide: bool = False) -> tuple[Field, ...]:
-    """Fields the plugin shows, in catalogue order."""
-    shown = {Display.TABLE, Display.WIDE} if wide else {Display.TABLE}
-    return tuple(f for f in FIELDS if f.display in shown)
+    """Fields the plugin shows: the table's in catalogue order, then (like kubectl's -o wide) the wide-only ones."""
+    table = tuple(f for f in FIELDS if f.display is Display.TABLE)
+    return table + tuple(f for f in FIELDS if f.display is Display.WIDE) if wide else table
