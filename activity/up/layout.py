@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 DEFAULT_DATA_DIR = Path("activity-data")
 DEFAULT_PORT_BASE = 8090  # the webhook keeps `activity webhook`'s default port
@@ -69,7 +70,7 @@ class DataDir:
 
     @property
     def store_dsn(self) -> str:
-        return f"chdb://{self.store}"
+        return f"chdb://{quote(str(self.store))}"  # a '#', '?' or '%' in the path stays part of it
 
     @property
     def pki(self) -> Path:

@@ -1,5 +1,5 @@
-"""The local certificates are generated once and reused; a broken or expiring set is generated again. The data
-directory lock admits one owner and names it to the next."""
+"""The data directory's parts: certificates generated once and reused (a broken or expiring set is generated
+again), the lock that admits one `up` and names it to the next, the store DSN for any directory name."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from activity.up.errors import UpError
+from activity.up.layout import DataDir
 from activity.up.lock import DataDirLock
 from activity.up.pki import RENEW_BEFORE, LocalPki
 from apiserver.http.certs import VALIDITY, CertificateAuthority
+from auditlog.config import parse_store_dsn
 
 
 def _contents(pki: LocalPki) -> dict[str, bytes]:
@@ -66,3 +68,9 @@ def test_one_lock_holder_per_data_dir_and_the_next_is_told_its_pid(tmp_path: Pat
     second.acquire()  # released: the next one gets it
     assert (tmp_path / "up.lock").read_text() == f"{os.getpid()}\n"
     second.release()
+
+
+@pytest.mark.parametrize("name", ["plain", "with space", "hash#and?query", "per%cent", "zoë"])
+def test_the_store_dsn_names_the_data_dir_whatever_its_name(tmp_path: Path, name: str) -> None:
+    data = DataDir(tmp_path / name)
+    assert parse_store_dsn(data.store_dsn).path == data.store
