@@ -1,4 +1,4 @@
-"""The local-run guide's commands stay true to what `activity up` does: the history example names the object the
+"""The README's commands stay true to what `activity up` does: the history example names the object the
 first demo run on a fresh data directory changes most."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from activity.up.demo import DemoTraffic
 
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "local-run.md"
+GUIDE = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_the_history_example_names_the_first_runs_busiest_object() -> None:
