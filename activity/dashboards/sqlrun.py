@@ -38,7 +38,11 @@ def kind_of(ch_type: str) -> ColumnKind:
 async def run(store: Store, sql: str, time: TimeRange, chosen: Chosen) -> SqlResult:
     rendered = render(sql, time, chosen)
     result = await store.run(lambda c: c.query(rendered))
-    return SqlResult(tuple(result.column_names), tuple(t.name for t in result.column_types), list(result.result_rows))
+    return SqlResult(
+        tuple(result.column_names),
+        tuple(t.name for t in result.column_types),
+        [tuple(row) for row in result.result_rows],
+    )
 
 
 async def options(store: Store, variable: QueryVariable, time: TimeRange, chosen: Chosen) -> list[str]:
