@@ -5,22 +5,20 @@ pinned and valid, and the e2e harness renders its config and names what is missi
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import os
 import re
 import subprocess
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import manifests_support
 import pytest
 import yaml
 from e2e_support import IMAGE, KIND_CONFIG, QUERIER_ROLE, REPO, TEST_INFRA, kind_config, missing_prerequisite
 
-from ingest.webhook import command as webhook_command
 from ingest.webhook.settings import WebhookSettings
 
 POLICY = TEST_INFRA / "audit-policy.yaml"
@@ -37,22 +35,13 @@ def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-@cache
 def overlay() -> tuple[dict[str, Any], ...]:
     """config/overlays/test-infra as `kubectl kustomize` builds it: what deploy.sh applies."""
-    done = subprocess.run(
-        ["kubectl", "kustomize", str(REPO / "config" / "overlays" / "test-infra")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
+    return manifests_support.build("overlays/test-infra")
 
 
 def one(kind: str, name: str) -> dict[str, Any]:
-    [found] = [d for d in overlay() if d["kind"] == kind and d["metadata"]["name"] == name]
-    return found
+    return manifests_support.one(overlay(), kind, name)
 
 
 # --- kind cluster config ---------------------------------------------------------------------------------------
@@ -232,9 +221,7 @@ def test_the_policy_records_each_request_at_the_level_intended(request_: Request
 
 def webhook_port_default() -> int:
     """`activity webhook`'s default --listen port, from its argument parser."""
-    parser = argparse.ArgumentParser()
-    webhook_command.add_arguments(parser)
-    host_port: tuple[str, int] = parser.parse_args([]).listen
+    host_port: tuple[str, int] = manifests_support.subcommand_parser("webhook").parse_args([]).listen
     return host_port[1]
 
 
@@ -329,7 +316,7 @@ def test_the_harness_loads_the_image_the_overlay_runs() -> None:
         for d in overlay()
         if d["kind"] in ("Deployment", "DaemonSet", "Job")
         for c in d["spec"]["template"]["spec"]["containers"]
-        if c["image"].split(":")[0] == IMAGE.split(":")[0]
+        if manifests_support.is_activity_image(c["image"])
     }
     assert images == {IMAGE}
 
