@@ -26,6 +26,7 @@ from auditlog.config import parse_store_dsn
 from auditlog.events import event_key
 from auditlog.schema import migrate
 from auditlog.storage import Store
+from ingest.consumer.settings import ACK_PENDING_PER_BATCH, DEFAULT_BATCH_EVENTS, ConsumerSettings
 from ingest.jetstream import STREAM, StreamSettings, ensure_stream, events_subject
 
 CLUSTER = "bench"
@@ -39,7 +40,7 @@ class PartConfig:
     events_file: str  # one compact JSON event per line
     work_dir: str  # this part's own directory (store, logs)
     nats_url: str = ""
-    batch: int = 5000  # pull request and insert batch size: the consumer's default batch
+    batch: int = DEFAULT_BATCH_EVENTS  # the consumer's batch, also the raw pull request and insert size
     webhook_url: str = ""  # our receiver's /events, when the part measures it
     webhook_concurrency: int = 8
 
@@ -103,12 +104,17 @@ async def webhook(config: PartConfig) -> Measured:
     return Measured(summary.events, summary.elapsed_s)
 
 
+def _ack_pending(config: PartConfig) -> int:
+    """The durable's max_ack_pending, the same for the raw pull as the consumer's default ratio to its batch."""
+    return ACK_PENDING_PER_BATCH * config.batch
+
+
 async def pull_raw(config: PartConfig) -> Measured:
     """The stream was preloaded with the events; drain it through a fresh durable."""
     total = len(load_events(config))
     nc = await nats.connect(config.nats_url)
     try:
-        await nc.jetstream().add_consumer(STREAM, pull_consumer_config(RAW_DURABLE, 4 * config.batch))
+        await nc.jetstream().add_consumer(STREAM, pull_consumer_config(RAW_DURABLE, _ack_pending(config)))
         seconds = await pull_and_ack(nc, STREAM, RAW_DURABLE, total, config.batch)
     finally:
         await nc.close()
@@ -144,14 +150,14 @@ async def insert_raw(config: PartConfig) -> Measured:
 async def consumer(config: PartConfig) -> Measured:
     """Our consumer in this process on the preloaded stream: timed from its start to its last ack."""
     from ingest.consumer.consumer import Consumer
-    from ingest.consumer.settings import ConsumerSettings
     from ingest.jetstream import connect
 
     total = len(load_events(config))
     store = _fresh_store(config)
     nc = await connect(config.nats_url, "bench-consumer")
     try:
-        ours = Consumer(ConsumerSettings(batch_events=config.batch), nc, store)
+        settings = ConsumerSettings(batch_events=config.batch, max_ack_pending=_ack_pending(config))
+        ours = Consumer(settings, nc, store)
         started = time.perf_counter()
         running = asyncio.create_task(ours.run())
         while (ours.metrics.registry.get_sample_value(ACKED_SAMPLE) or 0) < total:
