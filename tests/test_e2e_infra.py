@@ -51,6 +51,7 @@ def _cluster_configuration() -> dict[str, Any]:
     [node] = load(KIND_CONFIG)["nodes"]
     [patch] = [yaml.safe_load(p) for p in node["kubeadmConfigPatches"]]
     assert patch["kind"] == "ClusterConfiguration"
+    assert "apiVersion" not in patch  # unversioned: kind fits it to the kubeadm API version it generates
     api_server: dict[str, Any] = patch["apiServer"]
     return api_server
 
