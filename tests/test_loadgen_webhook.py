@@ -1,17 +1,21 @@
-"""The load generator against our real webhook receiver and a real nats-server: every valid event lands in the
-stream once, every malformed one is dead-lettered, and the same traffic sent twice is stored once."""
+"""The load generator against our real webhook receiver and a real nats-server (and, end to end, our consumer
+and the embedded store): every valid event lands once, every malformed one is dead-lettered, and the same
+traffic sent twice is stored once."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+from consumer_support import drained, eventually, running, stored_keys
 from nats.aio.client import Client as NATS
+from webhook_support import stored
 
 from activity.loadgen.batches import TrafficPlan, items
 from activity.loadgen.sender import Delivery, send
 from activity.natsd import NatsServer
 from auditlog.events import event_key
+from auditlog.storage import Store
 from ingest.jetstream import DEAD_LETTER_STREAM, MSG_ID_HEADER, STREAM, connect
 from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook
 
@@ -34,14 +38,8 @@ async def webhook(nc: NATS) -> AsyncIterator[WebhookHandle]:
         await handle.stop()
 
 
-async def _stored_keys(nc: NATS, stream: str) -> list[str]:
-    js = nc.jetstream()
-    count = (await js.stream_info(stream)).state.messages
-    keys = []
-    for seq in range(1, count + 1):
-        msg = await js.get_msg(stream, seq)
-        keys.append((msg.headers or {}).get(MSG_ID_HEADER, ""))
-    return keys
+async def _msg_ids(nc: NATS, stream: str) -> list[str]:
+    return [(msg.headers or {}).get(MSG_ID_HEADER, "") for msg in await stored(nc, stream)]
 
 
 async def test_valid_events_stored_once_malformed_dead_lettered(nc: NATS, webhook: WebhookHandle) -> None:
@@ -50,10 +48,28 @@ async def test_valid_events_stored_once_malformed_dead_lettered(nc: NATS, webhoo
     summary = await send(plan, delivery)
     assert summary.ok and summary.events == 601 and summary.malformed > 0
     expected = [event_key(item) for item, kind in items(plan) if kind is None]
-    assert sorted(await _stored_keys(nc, STREAM)) == sorted(expected)
-    dead = await _stored_keys(nc, DEAD_LETTER_STREAM)
+    assert sorted(await _msg_ids(nc, STREAM)) == sorted(expected)
+    dead = await _msg_ids(nc, DEAD_LETTER_STREAM)
     assert len(dead) == summary.dead_lettered == summary.malformed  # the receiver's own count
 
     again = await send(plan, delivery)  # a replay: the same auditIDs, inside the duplicate window
     assert again.ok and again.events == 601
-    assert len(await _stored_keys(nc, STREAM)) == 601
+    assert len(await _msg_ids(nc, STREAM)) == 601
+
+
+async def test_exactly_the_response_complete_events_become_queryable_once(
+    nc: NATS, webhook: WebhookHandle, store: Store
+) -> None:
+    plan = TrafficPlan(events=900, seed=21, batch=120, malformed_ratio=0.02)
+    summary = await send(plan, Delivery(url=f"{webhook.url}/events"))
+    assert summary.ok and summary.response_complete == 450
+    async with running(nc, store):
+        await eventually(lambda: drained(nc), what="the consumer to ack the whole stream")
+    shown = await stored_keys(store)
+    expected = {
+        (item["auditID"], item["stage"])
+        for item, kind in items(plan)
+        if kind is None and item["stage"] == "ResponseComplete"
+    }
+    assert len(shown) == len(set(shown)) == 450
+    assert set(shown) == expected
