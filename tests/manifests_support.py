@@ -198,6 +198,20 @@ def go_duration(text: str) -> float:
     return sum(float(n) * _GO_UNITS[u] for n, u in parts)
 
 
+# Secrets the production overlay leaves to the operator (its README says how to create them).
+DEPLOY_TIME = {"ACTIVITY_STORE": "http://activity:secret@clickhouse-activity:8123/audit"}
+
+
+def containers(monkeypatch: pytest.MonkeyPatch, target: str) -> list[Container]:
+    docs = build(target)
+    found = []
+    for workload, spec in workloads(docs):
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            if is_activity_image(container["image"]):
+                found.append(parse_container(monkeypatch, docs, workload, container, DEPLOY_TIME))
+    return found
+
+
 # --- custom resources against their CRDs ---------------------------------------------------------------------
 
 

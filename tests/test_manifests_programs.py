@@ -15,11 +15,9 @@ from manifests_support import (
     TARGETS,
     Container,
     build,
+    containers,
     find,
-    is_activity_image,
-    parse_container,
     subcommand_parser,
-    workloads,
 )
 
 from activity.cli import COMMANDS, env_name
@@ -33,19 +31,6 @@ from ingest.consumer.probes import parse_listen, probe_app
 from ingest.webhook import command as webhook_command
 from ingest.webhook.receiver import build_app as webhook_app
 from ingest.webhook.settings import WebhookSettings
-
-# Secrets the production overlay leaves to the operator (its README says how to create them).
-DEPLOY_TIME = {"ACTIVITY_STORE": "http://activity:secret@clickhouse-activity:8123/audit"}
-
-
-def containers(monkeypatch: pytest.MonkeyPatch, target: str) -> list[Container]:
-    docs = build(target)
-    found = []
-    for workload, spec in workloads(docs):
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            if is_activity_image(container["image"]):
-                found.append(parse_container(monkeypatch, docs, workload, container, DEPLOY_TIME))
-    return found
 
 
 def _routes(app: web.Application) -> frozenset[str]:
