@@ -8,6 +8,7 @@ with that reason. Set ACTIVITY_E2E_KEEP=1 to keep the cluster after the run (del
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,7 +27,6 @@ TEST_INFRA = REPO / "test-infra"
 KIND_CONFIG = TEST_INFRA / "kind-config.yaml"
 IMAGE = "activity:e2e"  # the image config/overlays/test-infra runs
 CLUSTER = "activity-e2e"
-NAMESPACE = "activity-system"
 APISERVICE = "v1alpha1.activity.miloapis.com"
 QUERIER_ROLE = "activity:auditlog-querier"  # the user-facing ClusterRole of config/base
 
@@ -104,8 +104,8 @@ class KindTarget:
         else:
             raise ValueError(f"no kubectl write for verb {change.verb!r}")
 
-    def json(self, *args: str) -> Any:
-        return yaml.safe_load(self.kubectl_ok(*args, "-o", "json"))
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl_ok(*args, "-o", "json"))
 
 
 def ensure_image() -> None:

@@ -17,7 +17,16 @@ from urllib.parse import urlsplit
 import manifests_support
 import pytest
 import yaml
-from e2e_support import IMAGE, KIND_CONFIG, QUERIER_ROLE, REPO, TEST_INFRA, kind_config, missing_prerequisite
+from e2e_support import (
+    APISERVICE,
+    IMAGE,
+    KIND_CONFIG,
+    QUERIER_ROLE,
+    REPO,
+    TEST_INFRA,
+    kind_config,
+    missing_prerequisite,
+)
 
 from ingest.webhook.settings import WebhookSettings
 
@@ -332,6 +341,17 @@ def test_the_harness_binds_a_role_that_grants_queries() -> None:
 def test_without_kind_the_harness_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: neither kind nor docker
     assert "kind is not installed" in (missing_prerequisite() or "")
+
+
+def test_deploy_waits_for_what_the_overlay_deploys() -> None:
+    script = (TEST_INFRA / "deploy.sh").read_text()
+    rollouts = re.findall(r"kubectl -n (\S+) rollout status .*daemonset/(\S+)", script)
+    assert rollouts
+    for namespace, name in rollouts:
+        assert one("DaemonSet", name)["metadata"]["namespace"] == namespace
+    [apiservice] = re.findall(r"apiservice/(\S+)", script)
+    assert apiservice == APISERVICE
+    assert one("APIService", apiservice)["spec"]["group"] == "activity.miloapis.com"
 
 
 def test_the_deploy_scripts_are_executable() -> None:
