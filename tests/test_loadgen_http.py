@@ -30,11 +30,13 @@ class RecordingReceiver:
     bodies: list[bytes] = field(default_factory=list)  # accepted bodies, inflated
     attempts: int = 0
     encodings: set[str] = field(default_factory=set)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
         self.encodings.add(request.headers.get("Content-Encoding", ""))
         body = await request.read()  # aiohttp inflates a gzip body itself
+        self.answered.set()
         if self.script:
             status = self.script.pop(0)
             return web.Response(status=status, text=f"scripted {status}")
@@ -162,3 +164,13 @@ async def test_an_unreachable_receiver_is_retried_then_given_up() -> None:
 def test_impossible_flags_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["loadgen", "--webhook", "http://127.0.0.1:1/events", "--malformed-ratio", "1.5"]) == 2
     assert "malformed ratio must be in [0, 1)" in capsys.readouterr().err
+
+
+async def test_cancelling_a_send_ends_its_posts_in_flight(receiver: RecordingReceiver) -> None:
+    receiver.script = [503] * 1000  # every POST waits to be retried
+    sending = asyncio.create_task(send(TrafficPlan(events=400, batch=10), _delivery(receiver, initial_backoff_s=5)))
+    await asyncio.wait_for(receiver.answered.wait(), 30)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert asyncio.all_tasks() == {asyncio.current_task()}

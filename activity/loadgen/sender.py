@@ -191,8 +191,8 @@ async def post_batches(
     connector = aiohttp.TCPConnector(limit=delivery.concurrency, ssl=delivery.verify_tls)
     timeout = aiohttp.ClientTimeout(total=delivery.timeout_s)
     submitted = 0
-    try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        try:
             for batch in sequence:
                 if delivery.rate:
                     due = tally.started + submitted / delivery.rate
@@ -203,10 +203,12 @@ async def post_batches(
                 task.add_done_callback(in_flight.discard)
                 submitted += batch.items
             await asyncio.gather(*in_flight)
-    finally:
-        reporter.cancel()
-        for task in in_flight:
-            task.cancel()
+        finally:
+            # Cancelled (e.g. demo traffic stopping): end the POSTs in flight before their session closes.
+            pending = [reporter, *in_flight]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
     return tally.summary()
 
 
