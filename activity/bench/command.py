@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (module, help_text) in AREAS.items():
         if importlib.util.find_spec(module) is None:
             continue
-        sub = areas.add_parser(name, help=help_text, description=help_text)
+        sub = areas.add_parser(
+            name, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
         sub.set_defaults(bench_module=module, bench_broken=None)
         try:
             importlib.import_module(module).add_arguments(sub)
