@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import kubernetes_validate
 import pytest
 import yaml
@@ -287,29 +288,12 @@ def kinds(target: str) -> list[tuple[str, str]]:
 # --- the Dockerfile --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    value: str
-
-
-def dockerfile_stages(path: Path) -> list[list[Instruction]]:
-    """Instructions per build stage (continuation lines joined, comments dropped)."""
-    logical: list[str] = []
-    pending = ""
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        pending += " " + stripped.removesuffix("\\").strip() if pending else stripped.removesuffix("\\").strip()
-        if not stripped.endswith("\\"):
-            logical.append(pending)
-            pending = ""
-    stages: list[list[Instruction]] = []
-    for text in logical:
-        keyword, _, value = text.partition(" ")
-        if keyword.upper() == "FROM":
+def dockerfile_stages(path: Path) -> list[list[dockerfile.Command]]:
+    """Instructions per build stage, parsed by BuildKit's own parser (PyPI `dockerfile`)."""
+    stages: list[list[dockerfile.Command]] = []
+    for command in dockerfile.parse_file(str(path)):
+        if command.cmd == "FROM":
             stages.append([])
         assert stages, f"{path}: instruction before the first FROM"
-        stages[-1].append(Instruction(keyword.upper(), value.strip()))
+        stages[-1].append(command)
     return stages
