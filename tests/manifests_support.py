@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dockerfile
 import kubernetes_validate
 import pytest
 import yaml
@@ -283,17 +282,3 @@ def core_error(doc: Doc) -> str | None:
 
 def kinds(target: str) -> list[tuple[str, str]]:
     return sorted({(d["apiVersion"], d["kind"]) for d in build(target)})
-
-
-# --- the Dockerfile --------------------------------------------------------------------------------------------
-
-
-def dockerfile_stages(path: Path) -> list[list[dockerfile.Command]]:
-    """Instructions per build stage, parsed by BuildKit's own parser (PyPI `dockerfile`)."""
-    stages: list[list[dockerfile.Command]] = []
-    for command in dockerfile.parse_file(str(path)):
-        if command.cmd == "FROM":
-            stages.append([])
-        assert stages, f"{path}: instruction before the first FROM"
-        stages[-1].append(command)
-    return stages

@@ -9,14 +9,29 @@ import shutil
 import subprocess
 import tomllib
 
-import dockerfile
 import pytest
-from manifests_support import OVERLAYS, REPO, containers, dockerfile_stages
+from manifests_support import OVERLAYS, REPO, containers
 
 from activity.cli import COMMANDS
 
+# BuildKit's own Dockerfile parser; the dev extra is to install it.
+dockerfile = pytest.importorskip("dockerfile", reason="PyPI `dockerfile` (BuildKit's parser) is not installed")
+
 DOCKERFILE = REPO / "Dockerfile"
-STAGES = dockerfile_stages(DOCKERFILE)
+
+
+def dockerfile_stages() -> list[list[dockerfile.Command]]:
+    """Instructions per build stage."""
+    stages: list[list[dockerfile.Command]] = []
+    for command in dockerfile.parse_file(str(DOCKERFILE)):
+        if command.cmd == "FROM":
+            stages.append([])
+        assert stages, "an instruction before the first FROM"
+        stages[-1].append(command)
+    return stages
+
+
+STAGES = dockerfile_stages()
 FINAL = STAGES[-1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
