@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 from manifests_support import (
     COMPONENTS,
     CONFIG,
@@ -47,6 +48,25 @@ def test_the_config_tree_has_the_promised_parts() -> None:
         folder = CONFIG / "components" / component
         assert "kind: Component" in (folder / "kustomization.yaml").read_text(), f"{component} is not a Component"
         assert (folder / "README.md").is_file(), f"{component} has no README.md"
+
+
+def _referenced(kustomization: dict[str, Any]) -> set[str]:
+    """Files a kustomization names: resources, patches, generator files (`key=file` or `file`)."""
+    names = set(kustomization.get("resources", [])) | set(kustomization.get("components", []))
+    names |= {p["path"] for p in kustomization.get("patches", []) if "path" in p}
+    for generator in kustomization.get("configMapGenerator", []) + kustomization.get("secretGenerator", []):
+        names |= {f.split("=", 1)[-1] for f in generator.get("files", [])}
+    return names
+
+
+def test_every_yaml_file_is_part_of_its_kustomization() -> None:
+    """A manifest file nobody lists is never applied: e.g. a new dashboard not added to its kustomization."""
+    for kustomization in CONFIG.rglob("kustomization.yaml"):
+        folder = kustomization.parent
+        listed = _referenced(yaml.safe_load(kustomization.read_text()))
+        for path in folder.glob("*.yaml"):
+            if path.name != "kustomization.yaml":
+                assert path.name in listed, f"{path.relative_to(CONFIG)} is not listed in its kustomization.yaml"
 
 
 @pytest.mark.parametrize("target", TARGETS)
