@@ -44,7 +44,9 @@ REQUESTS: tuple[Panel | Row, ...] = (
         "Share of requests answered 5xx. Should be 0; above 1% for several minutes is an incident (the store "
         "is unreachable or queries time out: see storage latency below).",
         PromTarget(
-            f"sum({rate('apiserver_request_total' + SERVER_ERRORS)}) / sum({rate('apiserver_request_total' + SEL)})",
+            # `or vector(0)`: no 5xx series at all is a ratio of 0, not "no data"
+            f"(sum({rate('apiserver_request_total' + SERVER_ERRORS)}) or vector(0)) "
+            f"/ sum({rate('apiserver_request_total' + SEL)})",
             "5xx ratio",
         ),
         unit="percentunit",
