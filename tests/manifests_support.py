@@ -28,7 +28,7 @@ from activity.cli import build_parser
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config"
 CRDS = REPO.parent / "shared" / "crds"
-KUBERNETES_VERSION = "1.32"  # the version kind runs in test-infra/
+KUBERNETES_VERSION = "1.32"  # the kubectl of this project's machines; Kubernetes keeps these APIs stable since
 IMAGE = "activity"  # the base's image name; overlays only change its tag or registry
 
 Doc = dict[str, Any]
