@@ -28,7 +28,7 @@ from activity.cli import build_parser
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config"
 CRDS = REPO.parent / "shared" / "crds"
-KUBERNETES_VERSION = "1.32"  # the kubectl of this project's machines; Kubernetes keeps these APIs stable since
+KUBERNETES_VERSION = "1.32"  # the kubectl on this project's machines; every built-in kind used here is GA there
 IMAGE = "activity"  # the base's image name; overlays only change its tag or registry
 
 Doc = dict[str, Any]
