@@ -8,6 +8,16 @@ import promql_parser
 
 # Grafana's range variables are not PromQL; any valid duration parses the same way.
 _GRAFANA_RANGES = re.compile(r"\$__(rate_interval|interval|range)\b")
+_GRAFANA_VARIABLE = re.compile(r"\$\{?\w+\}?")  # a label variable in a =~ matcher: `.*` is its `All`
+
+
+def parse(expr: str) -> promql_parser.Expr:
+    """A panel's PromQL with Grafana's variables in it parsed; ValueError naming the expression if it fails."""
+    text = _GRAFANA_VARIABLE.sub(".*", _GRAFANA_RANGES.sub("5m", expr))
+    try:
+        return promql_parser.parse(text)
+    except ValueError as err:
+        raise ValueError(f"PromQL does not parse: {expr}: {err}") from err
 
 
 def _walk(node: object) -> set[str]:
@@ -30,9 +40,5 @@ def _walk(node: object) -> set[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    """Every metric name `expr` selects; a ValueError names the expression if it does not parse."""
-    try:
-        tree = promql_parser.parse(_GRAFANA_RANGES.sub("5m", expr))
-    except ValueError as err:
-        raise ValueError(f"PromQL does not parse: {expr}: {err}") from err
-    return _walk(tree)
+    """Every metric name `expr` selects."""
+    return _walk(parse(expr))

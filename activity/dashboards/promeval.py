@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import promql_parser
 from prometheus_client.metrics_core import Metric
 
+from activity.dashboards.metricnames import parse
+
 Labels = frozenset[tuple[str, str]]
 Vector = dict[Labels, float]
-
-_GRAFANA_RANGES = re.compile(r"\$__(rate_interval|interval|range)\b")
-_GRAFANA_VARIABLE = re.compile(r"\$\{?\w+\}?")  # a label variable: `All` in a =~ matcher
 
 
 class Unsupported(ValueError):
@@ -79,11 +78,10 @@ class Evaluator:
         self.before, self.after, self.seconds = _samples(scrapes.before), _samples(scrapes.after), scrapes.seconds
 
     def evaluate(self, expr: str) -> Vector:
-        text = _GRAFANA_VARIABLE.sub(".*", _GRAFANA_RANGES.sub("5m", expr))
         try:
-            tree = promql_parser.parse(text)
+            tree = parse(expr)
         except ValueError as err:
-            raise Unsupported(f"does not parse: {expr}") from err
+            raise Unsupported(str(err)) from err
         result = self._eval(tree)
         if isinstance(result, float):
             return {frozenset(): result}
