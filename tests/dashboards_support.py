@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import promql_parser
 
 from activity.dashboards.build import DASHBOARDS
 from activity.dashboards.macros import TimeRange
@@ -27,13 +28,17 @@ STEP = timedelta(seconds=1)
 TIME = TimeRange(LOADGEN_START - timedelta(minutes=5), LOADGEN_START + timedelta(hours=1), timedelta(minutes=1))
 
 
-def prom_expressions() -> Iterator[tuple[str, str]]:
-    """(where, PromQL) for every Prometheus target of every dashboard."""
+def prom_targets() -> Iterator[tuple[str, PromTarget]]:
+    """(where, target) for every Prometheus target of every dashboard."""
     for stem, dashboard in DASHBOARDS.items():
         for panel in dashboard.panels:
             for target in panel.targets:
                 if isinstance(target, PromTarget):
-                    yield f"{stem}: {panel.title}", target.expr
+                    yield f"{stem}: {panel.title}", target
+
+
+def prom_expressions() -> Iterator[tuple[str, str]]:
+    return ((where, target.expr) for where, target in prom_targets())
 
 
 def label_variables() -> Iterator[tuple[str, LabelVariable]]:
@@ -140,3 +145,25 @@ def problems(dashboard: dict[str, Any]) -> list[str]:
         unknown = {r for r in _references(targets) if not r.startswith("__") and r not in variables}
         found += [f"{where}: refers to undefined variable ${name}" for name in sorted(unknown)]
     return found
+
+
+def kept_labels(node: object) -> set[str] | None:
+    """The labels an expression's result series keep (None: all of the input's, not known statically)."""
+    if isinstance(node, promql_parser.AggregateExpr):
+        if node.modifier is None:
+            return set()
+        if node.modifier.type == promql_parser.AggModifierType.By:
+            return set(node.modifier.labels)
+        return None
+    if isinstance(node, promql_parser.Call) and node.func.name == "histogram_quantile":
+        inner = kept_labels(node.args[1])
+        return None if inner is None else inner - {"le"}
+    if isinstance(node, promql_parser.Call) and node.func.name == "vector":
+        return set()
+    if isinstance(node, promql_parser.BinaryExpr):
+        sides = [kept_labels(node.lhs), kept_labels(node.rhs)]
+        known = [s for s in sides if s is not None]
+        return set.union(*known) if known else None
+    if isinstance(node, promql_parser.ParenExpr):
+        return kept_labels(node.expr)
+    return None

@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from dashboards_support import label_variables, prom_expressions
+from dashboards_support import kept_labels, label_variables, prom_expressions, prom_targets
 from up_support import running_up
 
 from activity.dashboards import pipeline
 from activity.dashboards.livestack import Exercised, exercise, sample_names, scrape_all
-from activity.dashboards.metricnames import metric_names
+from activity.dashboards.metricnames import metric_names, parse
 from activity.up.layout import Ports
 
 SCRAPE_TIMEOUT_S = 90.0  # the machine is shared; never asserted on
@@ -76,3 +77,11 @@ def test_metric_names_come_from_a_real_promql_parse(expr: str, names: set[str]) 
 def test_an_expression_that_does_not_parse_is_named() -> None:
     with pytest.raises(ValueError, match=r"PromQL does not parse: sum\(rate\(x\[5m\]\)"):
         metric_names("sum(rate(x[5m])")
+
+
+def test_every_legend_label_is_kept_by_its_expression() -> None:
+    for where, target in prom_targets():
+        kept = kept_labels(parse(target.expr))
+        wanted = set(re.findall(r"\{\{(\w+)\}\}", target.legend))
+        if kept is not None:
+            assert wanted <= kept, f"{where}: legend {target.legend!r} needs labels {wanted - kept} the query drops"
