@@ -7,7 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -18,6 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
+from polling import eventually  # noqa: F401 - the consumer tests wait with it
 from webhook_support import stored
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
@@ -80,20 +81,6 @@ async def publish(nc: NATS, payloads: Sequence[bytes | dict[str, Any]], cluster:
                 if attempt == 19:
                     raise
                 await asyncio.sleep(0.5)  # JetStream still recovering after a restart
-
-
-async def eventually(check: Callable[[], Any], within: float = 30.0, what: str = "condition") -> None:
-    """Poll `check` (sync or async) until it is truthy; fail with `what` after `within` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def durable_info(nc: NATS) -> ConsumerInfo:

@@ -192,7 +192,10 @@ async def test_a_deleted_dead_letter_stream_is_recreated(nats_server: NatsServer
             await nc.jetstream().delete_stream(DEAD_LETTER_STREAM)
             await publish(nc, [b"not json at all"])
             await eventually(lambda: drained(nc), what="the poison acked")
-            assert sample(consumer, "messages_dead_lettered_total", reason=NOT_JSON) == 1
+            await eventually(
+                lambda: sample(consumer, "messages_dead_lettered_total", reason=NOT_JSON) == 1,
+                what="the dead letter counted",
+            )
         assert [m.data for m in await dead_letters(nc)] == [b"not json at all"]
     finally:
         await nc.close()

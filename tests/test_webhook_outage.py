@@ -7,7 +7,8 @@ import os
 import signal
 
 import orjson
-from webhook_support import Running, event_list, has_status, running_webhook, status_of, stored, until
+from polling import eventually
+from webhook_support import Running, event_list, has_status, running_webhook, status_of, stored
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
@@ -39,14 +40,14 @@ async def test_nats_killed_mid_stream_gives_503_then_every_retried_batch_is_stor
                 await _send_like_kube_apiserver(webhook, event_list(batch), answers)
 
         sending = asyncio.create_task(sender())
-        await until(lambda: len(answers) >= 5, "some batches stored before the crash")
+        await eventually(lambda: len(answers) >= 5, "some batches stored before the crash")
         nats_server.kill()
-        await until(lambda: has_status(webhook, "/readyz", 503), "/readyz to say NATS is gone")
+        await eventually(lambda: has_status(webhook, "/readyz", 503), "/readyz to say NATS is gone")
         refused_while_down = len(answers)
-        await until(lambda: answers.count(503) >= 3, "the sender to be told to retry")
+        await eventually(lambda: answers.count(503) >= 3, "the sender to be told to retry")
         assert not sending.done()
         nats_server.start()  # same directory and port: the stored messages come back
-        await until(lambda: has_status(webhook, "/readyz", 200), "/readyz to say NATS is back")
+        await eventually(lambda: has_status(webhook, "/readyz", 200), "/readyz to say NATS is back")
         await asyncio.wait_for(sending, 60)
 
         assert answers[refused_while_down:].count(503) >= 3 and set(answers) == {200, 503}
@@ -64,7 +65,7 @@ async def test_stop_finishes_the_batch_in_flight_before_returning(nats_server: N
         os.kill(nats_server.process.pid, signal.SIGSTOP)
         try:
             posting = asyncio.create_task(webhook.post(event_list(items)))
-            await until(lambda: webhook.handle.publisher.in_flight > 0, "the batch to be published")
+            await eventually(lambda: webhook.handle.publisher.in_flight > 0, "the batch to be published")
             stopping = asyncio.create_task(webhook.handle.stop())
             await asyncio.sleep(0.3)
             assert not posting.done() and not stopping.done()

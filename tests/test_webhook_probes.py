@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
+from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
-from webhook_support import TEST_SETTINGS, Running, event_list, has_status, running_webhook, status_of, until
+from webhook_support import TEST_SETTINGS, Running, event_list, has_status, running_webhook, status_of
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
@@ -71,12 +72,12 @@ async def test_readyz_follows_the_nats_connection_and_healthz_the_process(
 ) -> None:
     assert await status_of(webhook, "/readyz") == 200
     nats_server.kill()
-    await until(lambda: has_status(webhook, "/readyz", 503), "/readyz to turn 503")
+    await eventually(lambda: has_status(webhook, "/readyz", 503), "/readyz to turn 503")
     assert await status_of(webhook, "/healthz") == 200
     assert (await _scrape(webhook))[("activity_webhook_nats_connected", ())] == 0
     assert (await webhook.post_items(list(EventGenerator().events(1))))[0] == 503
     nats_server.start()
-    await until(lambda: has_status(webhook, "/readyz", 200), "/readyz to turn 200 again")
+    await eventually(lambda: has_status(webhook, "/readyz", 200), "/readyz to turn 200 again")
 
 
 async def test_a_taken_port_fails_the_start_and_leaves_the_running_receiver_alone(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -76,23 +74,6 @@ async def stored(nc: NATS, stream: str) -> list[Msg]:
         return messages
     finally:
         await sub.unsubscribe()
-
-
-_PATIENCE_S = 20.0  # generous: up to 7 helpers share these 2 cores
-
-
-async def until(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
-    """Poll `condition` until it holds; fail the test naming `what` if it does not in time."""
-    deadline = asyncio.get_running_loop().time() + _PATIENCE_S
-    while True:
-        held = condition()
-        if inspect.isawaitable(held):
-            held = await held
-        if held:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {_PATIENCE_S}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def status_of(webhook: Running, path: str) -> int:
