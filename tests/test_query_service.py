@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from query_support import (
     PLATFORM,
@@ -93,7 +93,7 @@ FILTERS: list[tuple[str, Any]] = [
 ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None)
 @given(
     limit=st.integers(1, 150),
     start_offset_s=st.integers(-60, 1600),
