@@ -71,7 +71,7 @@ def generate() -> tuple[list[Stored], list[Stored]]:
 
 def create_store(directory: Path, rows: Iterable[bytes], again: Iterable[bytes]) -> Store:
     dsn = f"chdb://{directory}"
-    migrate(parse_store_dsn(dsn))
+    migrate(parse_store_dsn(dsn), retention_days=0)  # fixed-date test events must not age out
     store = Store(parse_store_dsn(dsn))
 
     async def load() -> None:

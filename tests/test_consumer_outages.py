@@ -78,7 +78,7 @@ async def test_store_migrated_only_after_the_consumer_started(nats_server: NatsS
             await publish(nc, events)
             await eventually(lambda: sample(consumer, "store_errors_total", kind="transient") >= 2, what="retry")
             assert not await consumer.ready()  # the database does not exist yet
-            migrate(config)
+            migrate(config, retention_days=0)
             await eventually(lambda: drained(nc), what="every message acked")
         assert Counter(await stored_keys(store)) == Counter(keys(events))
     finally:

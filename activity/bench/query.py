@@ -227,7 +227,7 @@ def _mark(ok: bool) -> str:
 
 async def bench_query(bench: QueryBench, directory: Path, say: Callable[[str], None]) -> list[str]:
     dsn = f"chdb://{directory / 'store'}"
-    migrate(parse_store_dsn(dsn))
+    migrate(parse_store_dsn(dsn), retention_days=0)  # a throwaway store: no TTL merges during the measurement
     _, cert, key, client_context = _tls(directory)
     store = Store(parse_store_dsn(dsn), workers=bench.concurrency)
     settings = ApiServerSettings(
