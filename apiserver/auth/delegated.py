@@ -106,10 +106,13 @@ async def _assemble(
 
     if authn_connection is None:
         log.warning("no authentication kubeconfig and not in a cluster: bearer tokens (TokenReview) are not accepted")
-        if client_ca_map is not None or requestheader_ca_map is not None:
+        # Without the cluster's ConfigMap, a CA no flag names stays empty: say which kind of caller that refuses.
+        if client_ca_map is not None:
+            log.warning("no --client-ca-file and no cluster to read it from: client certificates are not accepted")
+        if requestheader_ca_map is not None:
             log.warning(
-                "no authentication kubeconfig and not in a cluster: client-certificate / front-proxy authentication "
-                "needs --client-ca-file / --requestheader-client-ca-file"
+                "no --requestheader-client-ca-file and no cluster to read it from: front-proxy (aggregation) "
+                "requests are not accepted"
             )
     else:
         authn_client = KubeClient(authn_connection)
