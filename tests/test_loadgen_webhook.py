@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from consumer_support import drained, eventually, running, stored_keys
+from consumer_support import drained, running, stored_keys
 from nats.aio.client import Client as NATS
+from polling import eventually
 from webhook_support import stored
 
 from activity.loadgen.batches import TrafficPlan, items
