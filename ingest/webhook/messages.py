@@ -44,11 +44,31 @@ class Sorted:
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
 
 
+# Deeper than any real object. Refusing by an explicit count keeps the verdict independent of the interpreter's
+# recursion limit (which other code may raise) and keeps the standard encoder well inside it.
+MAX_NESTING = 500
+
+
+def _deeper_than(item: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(item, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _encode(item: Any) -> bytes:
     """Compact JSON; the standard encoder takes over where orjson stops (nesting over 255 levels)."""
     try:
         return orjson.dumps(item)
     except orjson.JSONEncodeError:
+        if _deeper_than(item, MAX_NESTING):
+            raise ValueError(f"nested more than {MAX_NESTING} levels deep") from None
         return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
 
 
