@@ -30,7 +30,8 @@ REQUIRED = {
     "deploy",
     "test-e2e",
 }
-ENV = env_with_scripts_first({"PYTHON": sys.executable})  # go-task from the dev extra; this interpreter
+# go-task from the dev extra; this interpreter. NO_COLOR: go-task colours its output whenever CI=true is set.
+ENV = env_with_scripts_first({"PYTHON": sys.executable, "NO_COLOR": "1"})
 
 
 def task(*args: str, taskfile: Path = TASKFILE, path: str | None = None) -> subprocess.CompletedProcess[str]:
