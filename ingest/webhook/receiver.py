@@ -7,6 +7,7 @@ itself is wrong (a retry cannot), and a bad item is dead-lettered rather than fa
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import Any
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ingest.webhook import metrics
 from ingest.webhook.decoding import BadRequest, check_content_type, event_list_items, read_body
-from ingest.webhook.messages import sort_items
+from ingest.webhook.messages import Sorted, sort_items
 from ingest.webhook.publisher import JetStreamUnavailable, PipelinedPublisher
 from ingest.webhook.settings import WebhookSettings
 
@@ -61,29 +62,44 @@ def _message_limit(max_payload: int, stream_max_msg_size: int) -> int:
     return min(max_payload, stream_max_msg_size) if stream_max_msg_size > 0 else max_payload
 
 
+def _sort_body(body: bytes, settings: WebhookSettings, *, max_payload: int) -> tuple[int, Sorted]:
+    """(items received, what to publish). The parsed items die here, freed by reference counting, so that the
+    garbage collector never walks them while the batch waits for its PubAcks."""
+    # One EventList parses into ~50 objects per item, which with the default thresholds makes the cyclic garbage
+    # collector run (and walk them, and the heap) dozens of times per body: measured as half the parse time. A JSON
+    # tree holds no cycles, so nothing here needs it.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        items = event_list_items(body, settings.max_items)
+        return len(items), sort_items(
+            items, subject=settings.subject, dead_letter_subject=settings.dead_letter_subject, max_payload=max_payload
+        )
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def _answer_events(request: web.Request) -> web.Response:
     if request.method != "POST":
         return _reject(405, "method", f"{request.method} is not allowed on /events; POST an EventList", Allow="POST")
     settings, nc = request.app[_SETTINGS], request.app[_NC]
     try:
         check_content_type(request)
-        items = event_list_items(await read_body(request, settings.max_body_bytes), settings.max_items)
+        body = await read_body(request, settings.max_body_bytes)
+        received, sorted_items = _sort_body(
+            body, settings, max_payload=_message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE])
+        )
     except BadRequest as err:
         return _reject(err.status, err.reason, err.message)
-    metrics.RECEIVED.inc(len(items))
-    sorted_items = sort_items(
-        items,
-        subject=settings.subject,
-        dead_letter_subject=settings.dead_letter_subject,
-        max_payload=_message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE]),
-    )
+    metrics.RECEIVED.inc(received)
     publisher = request.app[_PUBLISHER]
     started = time.perf_counter()
     try:
         outcome = await publisher.publish(sorted_items.events)
         await publisher.publish(sorted_items.dead_letters)  # rare: after the events, to count their duplicates apart
     except JetStreamUnavailable as err:
-        log.warning("answering 503 to a batch of %d items: %s", len(items), err)
+        log.warning("answering 503 to a batch of %d items: %s", received, err)
         return _reject(
             503, "jetstream_unavailable", f"JetStream is unavailable, retry the batch: {err}", **{"Retry-After": "1"}
         )
