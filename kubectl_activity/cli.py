@@ -182,7 +182,16 @@ def next_page_command(argv: Sequence[str], token: str) -> str:
             skip = True
         elif not arg.startswith("--continue-after="):
             kept.append(arg)
-    return shlex.join(["kubectl", "activity", *kept, "--continue-after", token])
+    return " ".join(map(shell_quote, ["kubectl", "activity", *kept, "--continue-after", token]))
+
+
+def shell_quote(arg: str) -> str:
+    """POSIX-shell quoting that stays readable: a CEL filter full of 'single quotes' is wrapped in double quotes
+    when nothing in it is special there, instead of shlex's '"'"' splices."""
+    quoted = shlex.quote(arg)
+    if quoted == arg or "'" not in arg or any(c in arg for c in '"$`\\!'):
+        return quoted
+    return f'"{arg}"'
 
 
 async def run_query(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ selects, and any value (quotes, backslashes, unicode, control characters) keeps 
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plugin_support import AWKWARD_USERS, PluginEnv, plugin
 
+from kubectl_activity.cli import shell_quote
 from kubectl_activity.client import ActivityClient, QueryRequest
 from kubectl_activity.filters import Selection, combine
 
@@ -92,3 +94,19 @@ def test_any_value_round_trips_into_cel(plugin: PluginEnv, value: str, flag: str
         selection = Selection(namespace=value) if flag == "namespace" else Selection(name=value)
         keep = lambda e: ref(e, flag) == value  # noqa: E731
     assert select(plugin, selection) == plugin.server.newest_first(keep)
+
+
+@pytest.mark.parametrize(
+    "arg",
+    ["plain", "verb == 'delete' && objectRef.namespace == 'prod'", "it's \"quoted\"", "$HOME 'x'", "a\\b 'c'", ""],
+)
+def test_next_page_arguments_are_quoted_readably_and_exactly(arg: str) -> None:
+    quoted = shell_quote(arg)
+    assert shlex.split(f"cmd {quoted}") == ["cmd", arg]
+    if "'" in arg and not any(c in arg for c in '"$`\\!'):
+        assert quoted == f'"{arg}"'
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")))
+def test_any_argument_survives_the_shell_quoting(arg: str) -> None:
+    assert shlex.split(f"cmd {shell_quote(arg)}") == ["cmd", arg]
