@@ -98,7 +98,7 @@ def test_any_value_round_trips_into_cel(plugin: PluginEnv, value: str, flag: str
 
 @pytest.mark.parametrize(
     "arg",
-    ["plain", "verb == 'delete' && objectRef.namespace == 'prod'", "it's \"quoted\"", "$HOME 'x'", "a\\b 'c'", ""],
+    ["plain", "verb == 'delete' && objectRef.namespace == 'prod'", 'it\'s "quoted"', "$HOME 'x'", "a\\b 'c'", ""],
 )
 def test_next_page_arguments_are_quoted_readably_and_exactly(arg: str) -> None:
     quoted = shell_quote(arg)
