@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from activity.cli import apply_env_defaults, build_parser
 from activity.loadgen.events import EventGenerator
+from auditlog.events import event_key
 from auditlog.storage import StoreError
 from ingest.consumer.command import add_arguments, settings_from
 from ingest.consumer.puller import Delivery, delivery
@@ -48,6 +49,16 @@ def test_other_stages_are_filtered() -> None:
     # A stage we do not store is not validated either: nothing of it would be kept.
     incomplete = {k: v for k, v in received.items() if k != "auditID"}
     assert screen(orjson.dumps(incomplete), STAGES, 1 << 20) == Filtered("RequestReceived")
+
+
+def test_a_stage_we_do_not_store_is_filtered_by_its_message_id_before_parsing() -> None:
+    assert screen(b"{not json", STAGES, 1 << 20, "4f1c-RequestReceived") == Filtered("RequestReceived")
+    # What is kept is still parsed and checked, whatever its id says; an id of no stage changes nothing.
+    payload = orjson.dumps(COMPLETE[0])
+    assert screen(payload, STAGES, 1 << 20, event_key(COMPLETE[0])) == Row(payload)
+    assert screen(b"{not json", STAGES, 1 << 20, "4f1c-ResponseComplete") == screen(b"{not json", STAGES, 1 << 20)
+    assert isinstance(screen(b"{not json", STAGES, 1 << 20, "deadletter-4f1c"), Poison)
+    assert screen(b"x" * 300, STAGES, 200, "4f1c-RequestReceived") == screen(b"x" * 300, STAGES, 200)
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from auditlog.storage import Store
-from ingest.consumer.batch import Batch
+from ingest.consumer.batch import Batch, Screened
 from ingest.consumer.metrics import ConsumerMetrics
 from ingest.consumer.puller import Ended, Puller
-from ingest.consumer.screening import screen
 from ingest.consumer.settings import ConsumerSettings
 from ingest.consumer.sink import Sink
 from ingest.jetstream import DEAD_LETTER_SETTINGS, StreamSettings, ensure_stream
@@ -133,7 +132,7 @@ class Consumer:
         if self._closed:
             self._late.append(msg)  # arrived after the last pull was cancelled: handed back for another replica
             return
-        self._batch.add(msg, screen(msg.data, self.settings.stages, self.settings.max_event_bytes))
+        self._batch.add(msg)
 
     def _ready(self, batch: Batch, now: float) -> bool:
         if not batch.held:
@@ -201,21 +200,25 @@ class Consumer:
         """Close the current batch and start its flush once the previous one is done (two batches at most)."""
         batch, self._batch = self._batch, Batch()
         self._held.add(batch)
-        self.metrics.redelivered.inc(batch.redelivered)
-        for stage, count in batch.filtered.items():
-            self.metrics.filtered.labels(stage).inc(count)
-        if batch.pending is not None:
-            self.metrics.pending.set(batch.pending)
         self.metrics.batch_events.observe(len(batch))
         self.metrics.batch_bytes.observe(batch.nbytes)
         self.metrics.batch_age.observe(batch.age(time.monotonic()))
+        # Screened now, while the previous batch is still being inserted (chdb releases the GIL): off the
+        # insert → ack path that paces the consumer.
+        screened = batch.screen(self.settings.stages, self.settings.max_event_bytes)
+        # Counted once per batch: a metric update per message costs as much as screening it.
+        self.metrics.redelivered.inc(screened.redelivered)
+        for stage, count in screened.filtered.items():
+            self.metrics.filtered.labels(stage).inc(count)
+        if screened.pending is not None:
+            self.metrics.pending.set(screened.pending)
         if previous is not None:
             await previous
-        return asyncio.create_task(self._flush(batch))
+        return asyncio.create_task(self._flush(batch, screened))
 
-    async def _flush(self, batch: Batch) -> bool:
+    async def _flush(self, batch: Batch, screened: Screened) -> bool:
         try:
-            done = await self._sink.flush(batch)
+            done = await self._sink.flush(batch.held, screened)
         finally:
             self._held.discard(batch)
         self.all_flushed = self.all_flushed and done
@@ -228,7 +231,7 @@ class Consumer:
             now = time.monotonic()
             for batch in [*self._held, self._batch]:
                 if batch.held and batch.age(now) >= every:
-                    await self._sink.in_progress(batch.messages())
+                    await self._sink.in_progress(batch.held)
 
     async def _poll_info(self) -> None:
         while True:

@@ -48,9 +48,15 @@ class Poison:
 Verdict = Row | Filtered | Poison
 
 
-def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int) -> Verdict:
+def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id: str | None = None) -> Verdict:
+    """`msg_id` is the message's Nats-Msg-Id, `<auditID>-<stage>` (event_key) as the webhook sends it: a stage we
+    do not store is filtered by it without parsing the payload (half of what kube-apiserver sends)."""
     if len(payload) > max_event_bytes:
         return Poison(OVERSIZE, f"event is {len(payload)} bytes, over the {max_event_bytes}-byte limit")
+    if msg_id is not None:
+        named = msg_id[msg_id.rfind("-") + 1 :]
+        if named in STAGES and named not in stages:
+            return Filtered(named)
     wide = False
     try:
         event = orjson.loads(payload)

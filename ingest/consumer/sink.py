@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
 from auditlog.storage import Store, StoreError
-from ingest.consumer.batch import Batch
+from ingest.consumer.batch import Screened
 from ingest.consumer.metrics import ConsumerMetrics
 from ingest.consumer.puller import delivery
 from ingest.consumer.screening import INSERT_REJECTED, Poison, Row
@@ -102,14 +102,12 @@ class Sink:
         self.healthy = True  # False while a batch waits for the store or NATS to come back
         self.give_up_at: float | None = None  # monotonic; set on shutdown to bound the retrying
 
-    async def flush(self, batch: Batch) -> bool:
-        """Store `batch` and ack every message of it; False when given up (the messages are handed back)."""
-        messages = batch.messages()
+    async def flush(self, messages: Sequence[Msg], screened: Screened) -> bool:
+        """Store a batch and ack every message of it; False when given up (the messages are handed back)."""
         try:
-            poison = [(m, v) for m, v in batch.held if isinstance(v, Poison)]
-            if poison:
-                await self._retrying("dead-letter", self._dead_letter, poison)
-            await self._insert(batch.rows())
+            if screened.poison:
+                await self._retrying("dead-letter", self._dead_letter, screened.poison)
+            await self._insert(screened.rows)
         except GaveUp:
             log.error("giving up on a batch of %d messages; they will be redelivered", len(messages))
             await self.nak(messages)
