@@ -3,6 +3,7 @@ and a handle that stops them in order. `activity webhook` and the all-in-one `ac
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -87,6 +88,9 @@ async def start_webhook(settings: WebhookSettings, nc: NATS) -> WebhookHandle:
         raise
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    # What start-up allocated lives as long as the process: frozen, the collector's full passes stop walking it
+    # while requests churn through short-lived objects.
+    gc.freeze()
     metrics.NATS_CONNECTED.set_function(lambda: float(nc.is_connected))
     metrics.IN_FLIGHT.set_function(lambda: float(publisher.in_flight))
     log.info(
