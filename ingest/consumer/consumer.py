@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # A batch this close to its age limit is flushed rather than given a pull request of a few milliseconds.
 _AGE_SLACK_S = 0.005
+_OLDER_GC_SLOWDOWN = 10
 
 
 def consumer_config(settings: ConsumerSettings) -> ConsumerConfig:
@@ -77,9 +79,16 @@ class Consumer:
             return
         await self._puller.start()
         helpers = [asyncio.create_task(self._keep_in_progress()), asyncio.create_task(self._poll_info())]
+        # The batches held are tens of thousands of tracked objects (messages, their header dicts) that every
+        # older-generation pass of the cyclic collector walks again, while each parsed event starts young passes:
+        # ~10% of the event loop's CPU, measured. Older passes are made 10x rarer while consuming (young garbage
+        # is collected as before; held messages are freed by reference counting once acked).
+        thresholds = gc.get_threshold()
+        gc.set_threshold(thresholds[0], *(t * _OLDER_GC_SLOWDOWN for t in thresholds[1:]))
         try:
             await self._pull_loop()
         finally:
+            gc.set_threshold(*thresholds)
             for task in helpers:
                 task.cancel()
             for task in helpers:
