@@ -4,6 +4,7 @@ telling a data error from a store outage, and the backoff."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import re
@@ -18,6 +19,7 @@ from activity.loadgen.events import EventGenerator
 from auditlog.events import event_key
 from auditlog.storage import StoreError
 from ingest.consumer.command import add_arguments, settings_from
+from ingest.consumer.consumer import _OLDER_GC_PASSES, _OlderGCPasses
 from ingest.consumer.puller import Delivery, delivery
 from ingest.consumer.screening import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, Filtered, Poison, Row, screen
 from ingest.consumer.settings import ConsumerSettings, SettingsError
@@ -175,3 +177,13 @@ def test_flags_and_environment_make_the_settings() -> None:
     assert settings_from(args).batch_events == 800
     assert settings_from(args).max_ack_pending == 4 * 800  # follows the batch unless set
     assert settings_from(args).stages == frozenset({"Panic"})
+
+
+def test_older_gc_passes_are_rarer_while_any_consumer_runs_and_restored_after_the_last() -> None:
+    before = gc.get_threshold()
+    rarer = (before[0], *(t * _OlderGCPasses.SLOWDOWN for t in before[1:]))
+    with _OLDER_GC_PASSES.rarer():
+        with _OLDER_GC_PASSES.rarer():  # a second replica in the same process does not compound it
+            assert gc.get_threshold() == rarer
+        assert gc.get_threshold() == rarer  # the first one still runs
+    assert gc.get_threshold() == before

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -30,7 +31,35 @@ log = logging.getLogger(__name__)
 
 # A batch this close to its age limit is flushed rather than given a pull request of a few milliseconds.
 _AGE_SLACK_S = 0.005
-_OLDER_GC_SLOWDOWN = 10
+
+
+class _OlderGCPasses:
+    """The batches held are tens of thousands of tracked objects (messages, their header dicts) that every
+    older-generation pass of the cyclic collector walks again, while each parsed event starts young passes: ~10%
+    of the event loop's CPU, measured. While any consumer in the process runs, older passes are made 10x rarer
+    (young garbage is collected as before; held messages are freed by reference counting once acked)."""
+
+    SLOWDOWN = 10
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._saved = gc.get_threshold()
+
+    @contextlib.contextmanager
+    def rarer(self) -> Iterator[None]:
+        if self._users == 0:
+            self._saved = gc.get_threshold()
+            gc.set_threshold(self._saved[0], *(t * self.SLOWDOWN for t in self._saved[1:]))
+        self._users += 1
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                gc.set_threshold(*self._saved)
+
+
+_OLDER_GC_PASSES = _OlderGCPasses()
 
 
 def consumer_config(settings: ConsumerSettings) -> ConsumerConfig:
@@ -79,16 +108,10 @@ class Consumer:
             return
         await self._puller.start()
         helpers = [asyncio.create_task(self._keep_in_progress()), asyncio.create_task(self._poll_info())]
-        # The batches held are tens of thousands of tracked objects (messages, their header dicts) that every
-        # older-generation pass of the cyclic collector walks again, while each parsed event starts young passes:
-        # ~10% of the event loop's CPU, measured. Older passes are made 10x rarer while consuming (young garbage
-        # is collected as before; held messages are freed by reference counting once acked).
-        thresholds = gc.get_threshold()
-        gc.set_threshold(thresholds[0], *(t * _OLDER_GC_SLOWDOWN for t in thresholds[1:]))
         try:
-            await self._pull_loop()
+            with _OLDER_GC_PASSES.rarer():
+                await self._pull_loop()
         finally:
-            gc.set_threshold(*thresholds)
             for task in helpers:
                 task.cancel()
             for task in helpers:
