@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -77,15 +78,22 @@ class Store:
             except StoreError:
                 raise
             except Exception as err:  # the drivers raise many types; callers only need "the store failed"
-                raise StoreError(f"{type(err).__name__}: {err}") from err
+                failure = f"{type(err).__name__}: {err}"
+                # Driver exceptions sit in reference cycles through their tracebacks, whose frames hold the
+                # statement's data (a whole insert batch): clear them so it is freed now, not at the next full
+                # GC pass (a consumer retrying against a dead store otherwise grows by a batch per attempt).
+                traceback.clear_frames(err.__traceback__)
+            raise StoreError(failure)
 
         return await loop.run_in_executor(self._pool, call)
 
     async def insert_events(self, rows: Sequence[bytes]) -> None:
         """Insert compact one-line JSON events; ClickHouse derives every other column."""
-        block = b"\n".join(rows)
+        # Joined on the worker thread: the batch-sized block then lives only in frames the failure path clears.
         await self.run(
-            lambda c: c.raw_insert(EVENTS_TABLE, column_names=["event_json"], insert_block=block, fmt="LineAsString")
+            lambda c: c.raw_insert(
+                EVENTS_TABLE, column_names=["event_json"], insert_block=b"\n".join(rows), fmt="LineAsString"
+            )
         )
 
     async def query_tsv(self, sql: str, params: Mapping[str, Any]) -> list[bytes]:
