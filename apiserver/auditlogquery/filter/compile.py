@@ -9,8 +9,8 @@ from __future__ import annotations
 import difflib
 import re
 
+from cel.expr.checked_pb2 import CheckedExpr
 from cel_expr_python import cel
-from google.api.expr.v1alpha1.checked_pb2 import CheckedExpr
 from google.protobuf import any_pb2
 
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem
@@ -59,9 +59,6 @@ def _problems(err: RuntimeError) -> list[Problem]:
     return [Problem(re.sub(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$", "", text))]
 
 
-CEL_CHECKED_EXPR = "cel.expr.CheckedExpr"
-
-
 def check(source: str) -> CheckedExpr:
     """The checked AST of a bool-valued filter; raises FilterRejected listing every problem the checker found."""
     if len(source) > MAX_FILTER_LENGTH:
@@ -85,11 +82,6 @@ def check(source: str) -> CheckedExpr:
         )
     wrapped = any_pb2.Any()
     wrapped.ParseFromString(expression.serialize())
-    if wrapped.type_url.rsplit("/", 1)[-1] != CEL_CHECKED_EXPR:
-        raise RuntimeError(f"cel-expr-python serialised a {wrapped.type_url}, not a {CEL_CHECKED_EXPR}")
-    # cel.expr.CheckedExpr is google.api.expr.v1alpha1.CheckedExpr renamed, field for field: the googleapis
-    # classes read it. (The package shipping cel.expr's classes, xds-protos, also ships a stale copy of the
-    # OpenTelemetry protos that can overwrite opentelemetry-proto's and break the OTLP exporter.)
     checked = CheckedExpr()
-    checked.ParseFromString(wrapped.value)
+    wrapped.Unpack(checked)
     return checked

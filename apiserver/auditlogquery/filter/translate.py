@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NoReturn
 
-from google.api.expr.v1alpha1.checked_pb2 import CheckedExpr, Type
-from google.api.expr.v1alpha1.syntax_pb2 import Expr
+from cel.expr.checked_pb2 import CheckedExpr, Type
+from cel.expr.syntax_pb2 import Expr
 
 from apiserver.auditlogquery.filter.literals import check_regex, duration_ns, timestamp_ns
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem, line_column
