@@ -34,7 +34,7 @@ from apiserver.auth.delegated import DelegatedAuth, build_delegated_auth
 from apiserver.http import health
 from apiserver.http.certs import self_signed_serving
 from apiserver.http.discovery import add_routes as add_discovery_routes
-from apiserver.http.logs import AccessLogger
+from apiserver.http.logs import ACCESS_LOGGER, AccessLogger
 from apiserver.http.metrics import ApiMetrics
 from apiserver.http.middlewares import max_in_flight, recover, request_timeout
 from apiserver.http.openapi import CreateOnlyApi, OpenApiHandlers
@@ -187,7 +187,9 @@ def build_app(
 async def _listen(
     app: web.Application, host: str, port: int, context: ssl.SSLContext | None
 ) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log_class=AccessLogger, access_log=logging.getLogger(ACCESS_LOGGER), handle_signals=False
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context, backlog=1024)
     await site.start()

@@ -39,9 +39,6 @@ class History:
         """Time between two requests (each request is two events)."""
         return 2_000_000 // self.events_per_second
 
-    def request_time_us(self, request: int) -> int:
-        return self.anchor_us - request * self.step_us
-
 
 def _pool_rows() -> list[list[object]]:
     rows: list[list[object]] = []
