@@ -68,6 +68,9 @@ def test_a_stage_we_do_not_store_is_filtered_by_its_message_id_before_parsing() 
     [
         (b"{oops", NOT_JSON, "unexpected"),
         (b"\xff\xfe", NOT_JSON, "utf-8"),
+        # Numbers no reader of the event could parse (kubectl's decoder refuses them): never stored.
+        (orjson.dumps(COMPLETE[0])[:-1] + b',"x":1e400}', NOT_JSON, "number"),
+        (orjson.dumps(COMPLETE[0])[:-1] + b',"x":NaN}', NOT_JSON, "unexpected"),
         (b'"an event"', NOT_AUDIT_EVENT, "not an audit event"),
         (orjson.dumps({**COMPLETE[0], "auditID": ""}), NOT_AUDIT_EVENT, "auditID"),
         (orjson.dumps({k: v for k, v in COMPLETE[0].items() if k != "stageTimestamp"}), NOT_AUDIT_EVENT, "stageT"),

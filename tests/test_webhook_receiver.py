@@ -194,6 +194,13 @@ async def test_ten_thousand_items_are_all_stored(nats_server: NatsServer) -> Non
         assert sorted(keys) == sorted(event_key(e) for e in items)
 
 
+async def test_an_event_list_laid_out_with_whitespace_is_stored_as_sent(webhook: Running) -> None:
+    body = json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": GOOD}, indent=2).encode()
+    status, summary = await webhook.post(body)
+    assert (status, summary["accepted"]) == (200, len(GOOD))
+    assert [orjson.loads(m.data) for m in await stored(webhook.nc, STREAM)] == GOOD
+
+
 async def test_an_event_nested_deeper_than_orjson_encodes_is_still_stored(webhook: Running) -> None:
     deep = dict(GOOD[2], requestObject=_nested(300))
     assert (await webhook.post_items([deep]))[1]["accepted"] == 1

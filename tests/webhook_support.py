@@ -57,8 +57,10 @@ async def running_webhook(server: NatsServer, **overrides: Any) -> AsyncIterator
 
 
 def event_list(items: list[Any]) -> bytes:
-    """The EventList kube-apiserver would send; the standard encoder, to carry what orjson refuses (huge ints)."""
-    return json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}).encode()
+    """The EventList kube-apiserver would send (compact, as Go writes it); the standard encoder, to carry what
+    orjson refuses (huge ints)."""
+    body = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def stored(nc: NATS, stream: str) -> list[Msg]:

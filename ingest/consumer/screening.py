@@ -8,6 +8,7 @@ from typing import Final
 
 import orjson
 
+from auditlog.eventjson import loads_exact, storable, valid_json
 from auditlog.events import problem
 from auditlog.fields import STAGES
 
@@ -57,12 +58,19 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
         named = msg_id[msg_id.rfind("-") + 1 :]
         if named in STAGES and named not in stages:
             return Filtered(named)
+    # Rows are stored one per line and read back as tab-separated lines: raw whitespace between JSON tokens
+    # (all JSON allows; string contents are escaped) must go, so such a payload is parsed and dumped compactly.
+    laid_out = b"\n" in payload or b"\r" in payload or b"\t" in payload
+    if not laid_out and valid_json(payload):
+        identity = storable(payload)  # almost every event: judged without building it
+        if identity is not None:
+            return Row(payload) if identity[1] in stages else Filtered(identity[1])
     wide = False
     try:
         event = orjson.loads(payload)
     except orjson.JSONDecodeError as err:
         try:  # orjson refuses integers beyond 64 bits, which JSON (and a CRD's object) may hold
-            event = json.loads(payload)
+            event = loads_exact(payload.decode())
         except (ValueError, RecursionError):
             return Poison(NOT_JSON, str(err))
         wide = True
@@ -72,10 +80,8 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
     why = problem(event)
     if why is not None:
         return Poison(NOT_AUDIT_EVENT, why)
-    # Rows are stored one per line and read back as tab-separated lines: raw whitespace between JSON tokens
-    # (all JSON allows; string contents are escaped) must go. Re-dumped compactly.
-    if b"\n" in payload or b"\r" in payload or b"\t" in payload:
-        if wide:
-            return Row(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
-        return Row(orjson.dumps(event))
-    return Row(payload)
+    if not laid_out:
+        return Row(payload)
+    if wide:
+        return Row(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+    return Row(orjson.dumps(event))

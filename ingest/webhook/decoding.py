@@ -6,13 +6,14 @@ Every size check counts decompressed bytes as they are produced, so a small gzip
 
 from __future__ import annotations
 
-import json
-import math
 import zlib
 from typing import Any, NoReturn
 
+import msgspec
 import orjson
 from aiohttp import web
+
+from auditlog.eventjson import loads_exact, valid_json
 
 API_VERSION = "audit.k8s.io/v1"
 KIND = "EventList"
@@ -80,17 +81,6 @@ def gunzip(data: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
 def _loads(body: bytes) -> Any:
     """orjson first; only when it refuses, the standard parser, which keeps bad UTF-8 and lone surrogates as
     surrogate escapes: the items holding them are then dead-lettered alone instead of sinking the whole batch."""
@@ -99,10 +89,34 @@ def _loads(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body.decode("utf-8", "surrogateescape"), parse_constant=_reject_constant, parse_float=_finite)
+        return loads_exact(body.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError) as err:
         detail = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         raise BadRequest(400, "not_json", f"body is not JSON: {detail[:300]}") from None
+
+
+class _EventList(msgspec.Struct):
+    kind: str
+    apiVersion: str
+    items: list[msgspec.Raw] | None = None  # each item's bytes as sent, not decoded
+
+
+_EVENT_LIST = msgspec.json.Decoder(_EventList)
+
+
+def plain_items(body: bytes, max_items: int) -> list[msgspec.Raw] | None:
+    """Each item's bytes, as sent, when the body is plainly a valid EventList: the common case, read without
+    building the items. None when `event_list_items` must decide (a 400 it will word, or a form not judged here)."""
+    if not valid_json(body):
+        return None
+    try:
+        doc = _EVENT_LIST.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    items = doc.items or []
+    if doc.kind != KIND or doc.apiVersion != API_VERSION or len(items) > max_items:
+        return None
+    return items
 
 
 def event_list_items(body: bytes, max_items: int) -> list[Any]:

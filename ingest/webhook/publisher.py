@@ -1,5 +1,5 @@
-"""Pipelined JetStream publishing: a core publish per message with a reply subject under ONE wildcard inbox
-subscription, whose callback matches each PubAck to its batch by the reply token.
+"""Pipelined JetStream publishing: a core publish per message, every message of a batch with the batch's own reply
+subject under ONE wildcard inbox subscription, whose callback counts each PubAck to its batch.
 
 Measured on this kind of machine, this is about 2.7x the rate of `js.publish_async` (performance-notes.md):
 no future, task or semaphore per message. A batch is done when its last PubAck is back, and fails as soon as one
@@ -36,13 +36,13 @@ class PublishOutcome:
 
 
 class _Batch:
-    __slots__ = ("done", "duplicates", "remaining", "tokens")
+    __slots__ = ("done", "duplicates", "in_flight", "remaining")
 
     def __init__(self, done: asyncio.Future[None], size: int) -> None:
         self.done = done
         self.remaining = size
         self.duplicates = 0
-        self.tokens: list[str] = []
+        self.in_flight = 0  # sent, PubAck not back yet
 
     def fail(self, why: str) -> None:
         if not self.done.done():
@@ -88,10 +88,17 @@ class PipelinedPublisher:
             self._room.set()
 
     async def _on_reply(self, msg: Msg) -> None:
-        batch = self._pending.pop(msg.subject[len(self._prefix) :], None)
+        batch = self._pending.get(msg.subject[len(self._prefix) :])
         if batch is None:  # the batch already failed or timed out: nothing waits for this PubAck
             return
+        batch.in_flight -= 1
         self._settle(1)
+        data = msg.data
+        # The common PubAck, `{"stream":"AUDIT_EVENTS","seq":42}`, is recognised from its bytes: stream names hold
+        # no quotes, so `"error"` or `"duplicate"` can only be keys, and those replies are parsed.
+        if data.startswith(b'{"stream"') and b'"error"' not in data and b'"duplicate"' not in data:
+            self._count_stored(batch)
+            return
         if msg.headers and msg.headers.get(_STATUS_HEADER) == _NO_RESPONDERS:
             batch.fail(f"no JetStream stream answered (no responders) on {msg.subject}")
             return
@@ -106,6 +113,10 @@ class PipelinedPublisher:
             return
         if ack.get("duplicate"):
             batch.duplicates += 1
+        self._count_stored(batch)
+
+    @staticmethod
+    def _count_stored(batch: _Batch) -> None:
         batch.remaining -= 1
         if batch.remaining == 0 and not batch.done.done():
             batch.done.set_result(None)
@@ -117,6 +128,10 @@ class PipelinedPublisher:
         if not self._nc.is_connected:
             raise JetStreamUnavailable("not connected to NATS")
         batch = _Batch(asyncio.get_running_loop().create_future(), len(messages))
+        token = str(self._next_token)
+        self._next_token += 1
+        self._pending[token] = batch
+        reply = self._prefix + token
         try:
             async with asyncio.timeout(self._timeout):
                 for message in messages:
@@ -125,12 +140,9 @@ class PipelinedPublisher:
                         await self._room.wait()
                     if batch.done.done():  # failed early: stop sending the rest
                         break
-                    token = str(self._next_token)
-                    self._next_token += 1
-                    self._pending[token] = batch
-                    batch.tokens.append(token)
+                    batch.in_flight += 1
                     self._in_flight += 1
-                    await self._nc.publish(message.subject, message.data, self._prefix + token, message.headers)
+                    await self._nc.publish(message.subject, message.data, reply, message.headers)
                 await batch.done
         except TimeoutError:
             raise JetStreamUnavailable(
@@ -139,13 +151,14 @@ class PipelinedPublisher:
         except NatsError as err:
             raise JetStreamUnavailable(f"publishing to NATS failed: {type(err).__name__}: {err}") from None
         finally:
-            self._forget(batch)
+            self._forget(token, batch)
         return PublishOutcome(len(messages), batch.duplicates)
 
-    def _forget(self, batch: _Batch) -> None:
-        """Drop the tokens still waiting (after a failure); their late PubAcks are then ignored."""
+    def _forget(self, token: str, batch: _Batch) -> None:
+        """Stop waiting for the batch (after a failure, its late PubAcks are then ignored) and free its room."""
         if batch.done.done() and not batch.done.cancelled():
             batch.done.exception()  # retrieved: a failure that lost the race with the timeout is not "never retrieved"
-        dropped = sum(1 for token in batch.tokens if self._pending.pop(token, None) is not None)
-        if dropped:
-            self._settle(dropped)
+        self._pending.pop(token, None)
+        if batch.in_flight:
+            self._settle(batch.in_flight)
+            batch.in_flight = 0

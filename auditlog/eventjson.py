@@ -1,0 +1,82 @@
+"""Audit events as JSON bytes: the common case decided without building the event, and the exact parser for the rest.
+
+Building a Python object for every value of an event costs several times more than everything else the webhook
+and the consumer do with it, and almost every event is storable. So the bytes are first validated whole by
+simdjson (syntax, UTF-8, numbers that fit a double) and only the fields `problem()` judges are decoded, by msgspec,
+which skips the rest in place. Anything that is not plainly storable takes the full path (`loads` + `problem()`),
+which alone words the reasons; both paths give the same verdict (tests/test_eventjson.py holds that).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any, NoReturn
+
+import msgspec
+import simdjson
+
+from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, identity_problem
+
+
+class _AnyObject(msgspec.Struct):
+    """A JSON object, its members skipped: `problem()` only asks that these fields be objects."""
+
+
+# The fields problem() reads, with the JSON types it accepts; absent and null read alike, as there.
+_Judged = msgspec.defstruct(
+    "_Judged",
+    [
+        ("auditID", str),
+        ("stage", str),
+        ("stageTimestamp", str),
+        *((name, _AnyObject | None, None) for name in OBJECT_FIELDS),
+        *((name, str | None, None) for name in STRING_FIELDS),
+    ],
+)
+_JUDGED = msgspec.json.Decoder(_Judged)
+_parsers = threading.local()  # a simdjson parser keeps its buffers between documents but is not thread-safe
+
+
+def valid_json(data: bytes) -> bool:
+    """Whether `data` is one JSON document that every parser downstream reads alike: strict syntax, valid UTF-8,
+    no number beyond a double or a 64-bit integer, nesting within 1024 levels."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    try:
+        parser.parse(data)  # the root proxy is dropped at once, so the parser can take the next document
+    except (ValueError, RuntimeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def storable(data: bytes | msgspec.Raw) -> tuple[str, str] | None:
+    """(auditID, stage) when `data`, already `valid_json`, is a storable event; None when the full path must
+    decide (the event is not storable, or is in a form this path does not judge)."""
+    try:
+        judged: Any = _JUDGED.decode(data)  # a struct made at run time: mypy cannot see its fields
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if identity_problem(judged.auditID, judged.stage, judged.stageTimestamp) is not None:
+        return None  # the other fields' types were checked by the decoder
+    return judged.auditID, judged.stage
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def loads_exact(text: str) -> Any:
+    """The standard parser, for what orjson refuses but JSON allows (integers beyond 64 bits, text decoded with
+    surrogate escapes); refuses NaN, Infinity and numbers beyond a double, which no reader of the event could
+    parse. Raises ValueError or RecursionError."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
