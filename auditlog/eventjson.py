@@ -24,9 +24,10 @@ class _AnyObject(msgspec.Struct):
     """A JSON object, its members skipped: `problem()` only asks that these fields be objects."""
 
 
-# The fields problem() reads, with the JSON types it accepts; absent and null read alike, as there.
-_Judged = msgspec.defstruct(
-    "_Judged",
+# The fields problem() reads, with the JSON types it accepts; absent and null read alike, as there. Public so that
+# a decoder of a list of events can embed it.
+Judged = msgspec.defstruct(
+    "Judged",
     [
         ("auditID", str),
         ("stage", str),
@@ -35,7 +36,7 @@ _Judged = msgspec.defstruct(
         *((name, str | None, None) for name in STRING_FIELDS),
     ],
 )
-_JUDGED = msgspec.json.Decoder(_Judged)
+_JUDGED = msgspec.json.Decoder(Judged)
 _parsers = threading.local()  # a simdjson parser keeps its buffers between documents but is not thread-safe
 
 
@@ -56,9 +57,15 @@ def storable(data: bytes | msgspec.Raw) -> tuple[str, str] | None:
     """(auditID, stage) when `data`, already `valid_json`, is a storable event; None when the full path must
     decide (the event is not storable, or is in a form this path does not judge)."""
     try:
-        judged: Any = _JUDGED.decode(data)  # a struct made at run time: mypy cannot see its fields
+        judged = _JUDGED.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
+    return identity(judged)
+
+
+def identity(judged: Any) -> tuple[str, str] | None:
+    """(auditID, stage) of a decoded `Judged` when its event is storable, else None. `Any`: a struct made at run
+    time, whose fields mypy cannot see."""
     if identity_problem(judged.auditID, judged.stage, judged.stageTimestamp) is not None:
         return None  # the other fields' types were checked by the decoder
     return judged.auditID, judged.stage

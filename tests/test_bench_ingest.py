@@ -31,7 +31,8 @@ def test_quick_run_reports_every_part_with_a_rate() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = _rows(done.stdout)
+    rates, _, cpu = done.stdout.partition("CPU used while each part ran")
+    rows = _rows(rates)
     for part in PARTS:
         events, seconds, rate = rows[part.label][:3]
         assert events == "2,000"
@@ -44,6 +45,14 @@ def test_quick_run_reports_every_part_with_a_rate() -> None:
     held = int(rss[0].removesuffix(" held").replace(",", ""))
     assert 0 < held < 30_000, "with the store down the consumer holds a batch or two, not the backlog"
     assert "cores" in done.stdout and "nats-server" in done.stdout
+    # Where the CPU went, per part: every part used some, and the servers' share is counted where they ran.
+    used = _rows(cpu)
+    for part in PARTS:
+        own, nats_us, webhook_us, total, cores = used[part.label]
+        assert float(own) > 0 and float(total) >= float(own)
+        assert (nats_us != "") == part.nats and (webhook_us != "") == part.webhook
+        assert re.fullmatch(r"[0-9.]+ of [0-9]+", cores)
+    assert float(used[PARTS[1].label][2]) > 0, "the webhook server's own CPU is counted"
 
 
 def test_flat_means_the_second_half_does_not_outgrow_the_first() -> None:

@@ -107,6 +107,19 @@ class IngestReport:
     def seconds(self, part: str) -> float:
         return statistics.median(m.seconds for m in self.rates[part])
 
+    def cpu_us(self, part: str) -> tuple[float, float, float, float]:
+        """Median CPU microseconds per event: the part's own process, nats-server, our webhook server, all."""
+        per_event = []
+        for m in self.rates[part]:
+            used = (m.cpu_part, m.cpu_nats, m.cpu_webhook)
+            per_event.append([1e6 * cpu / m.events for cpu in (*used, sum(used))])
+        own, nats_us, webhook_us, total = (statistics.median(column) for column in zip(*per_event, strict=True))
+        return own, nats_us, webhook_us, total
+
+    def cores(self, part: str) -> float:
+        """Median cores kept busy while the part ran: all its CPU over its wall time."""
+        return statistics.median((m.cpu_part + m.cpu_nats + m.cpu_webhook) / m.seconds for m in self.rates[part])
+
 
 def generate(bench: IngestBench) -> list[bytes]:
     """The ResponseComplete events of `bench.events` requests, compact JSON: what the consumer stores."""
@@ -151,7 +164,8 @@ def measure_part(
     if not part.nats:
         return run_part(part, config)
     with NatsServer(work / "jetstream") as server:
-        config = replace(config, nats_url=server.url)
+        assert server.process is not None
+        config = replace(config, nats_url=server.url, nats_pid=server.process.pid)
         if part.preload:
             asyncio.run(preload(server.url, events, ids))
         if not part.webhook:
@@ -163,7 +177,9 @@ def measure_part(
         )
         try:
             wait_http_ok(f"http://127.0.0.1:{port}/readyz", webhook)
-            return run_part(part, replace(config, webhook_url=f"http://127.0.0.1:{port}/events"))
+            return run_part(
+                part, replace(config, webhook_url=f"http://127.0.0.1:{port}/events", webhook_pid=webhook.pid)
+            )
         finally:
             stop(webhook)
 
@@ -246,7 +262,7 @@ def _verdict(ok: bool) -> str:
 
 def render(report: IngestReport) -> str:
     r, b = report, report.bench
-    rows = [("part", "events", "seconds", "events/s", "compared with", "target", "verdict")]
+    rows: list[tuple[str, ...]] = [("part", "events", "seconds", "events/s", "compared with", "target", "verdict")]
 
     def rate_row(part: Part, compared: str = "", target: str = "", verdict: str = "") -> None:
         total = r.rates[part.name][0].events
@@ -294,9 +310,21 @@ def render(report: IngestReport) -> str:
                 _verdict(t.max <= RSS_LIMIT and t.flat()),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    cpu_rows: list[tuple[str, ...]] = [
+        ("part", "its own process", "nats-server", "webhook server", "all", "cores busy")
+    ]
+    for part in PARTS:
+        own, nats_us, webhook_us, total = r.cpu_us(part.name)
+        cpu_rows.append(
+            (
+                part.label,
+                f"{own:.1f}",
+                f"{nats_us:.1f}" if part.nats else "",
+                f"{webhook_us:.1f}" if part.webhook else "",
+                f"{total:.1f}",
+                f"{r.cores(part.name):.2f} of {os.cpu_count()}",
+            )
+        )
     header = (
         f"ingest benchmark: {b.events:,} ResponseComplete events (mean {r.mean_event_bytes:,} B), "
         f"batch {b.batch:,}, webhook concurrency {b.webhook_concurrency}, {b.runs} run(s), medians; "
@@ -309,7 +337,18 @@ def render(report: IngestReport) -> str:
             f"\nconsumer with the store down: held {r.rss.held:,}, left {r.rss.pending:,} of {r.rss.backlog:,} "
             f"in the stream; RSS MB every {step * RSS_EVERY_S:g}s: {shape}"
         )
-    return f"{r.machine}\n{header}\n\n" + "\n".join(lines)
+    cpu_note = (
+        "CPU used while each part ran, microseconds per event (the webhook row's own process is the client posting "
+        "the EventLists; the consumer's and raw insert's include their ClickHouse engine threads):"
+    )
+    return f"{r.machine}\n{header}\n\n{_table(rows)}\n\n{cpu_note}\n\n{_table(cpu_rows)}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
 
 
 def machine() -> str:

@@ -8,6 +8,7 @@ JSON line `{"events": N, "seconds": S}` on stdout.
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -19,6 +20,7 @@ import nats
 import orjson
 from nats.aio.client import Client as NATS
 
+from activity.bench.processes import cpu_seconds
 from activity.bench.raw import RawError, publish_pipelined, pull_and_ack, pull_consumer_config
 from activity.loadgen.batches import MAX_BATCH, Batch, event_list
 from activity.loadgen.sender import Delivery, post_batches
@@ -43,6 +45,8 @@ class PartConfig:
     batch: int = DEFAULT_BATCH_EVENTS  # the consumer's batch, also the raw pull request and insert size
     webhook_url: str = ""  # our receiver's /events, when the part measures it
     webhook_concurrency: int = 8
+    nats_pid: int = 0  # processes whose CPU is counted with this one's while the work runs (0: none)
+    webhook_pid: int = 0
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -52,6 +56,38 @@ class PartConfig:
 class Measured:
     events: int
     seconds: float
+    # CPU seconds used while the work ran: this process (all its threads: the consumer's ClickHouse engine too),
+    # nats-server, and our webhook server.
+    cpu_part: float = 0.0
+    cpu_nats: float = 0.0
+    cpu_webhook: float = 0.0
+
+
+class CpuWindow:
+    """CPU used by this process and the part's servers between entering and leaving the block."""
+
+    def __init__(self, config: PartConfig) -> None:
+        self._pids = (config.nats_pid, config.webhook_pid)
+        self._start = self._used = (0.0, 0.0, 0.0)
+
+    def _now(self) -> tuple[float, float, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        nats_pid, webhook_pid = self._pids
+        return (
+            own.ru_utime + own.ru_stime,
+            cpu_seconds(nats_pid) if nats_pid else 0.0,
+            cpu_seconds(webhook_pid) if webhook_pid else 0.0,
+        )
+
+    def __enter__(self) -> CpuWindow:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._used = tuple(b - a for a, b in zip(self._start, self._now(), strict=True))  # type: ignore[assignment]
+
+    def measured(self, events: int, seconds: float) -> Measured:
+        return Measured(events, seconds, *self._used)
 
 
 def load_events(config: PartConfig) -> list[bytes]:
@@ -73,13 +109,14 @@ async def publish_raw(config: PartConfig) -> Measured:
     nc = await nats.connect(config.nats_url)
     try:
         await ensure_stream(nc.jetstream(), StreamSettings())  # the stream our webhook creates
-        seconds = await publish_pipelined(nc, SUBJECT, events, ids)
+        with CpuWindow(config) as cpu:
+            seconds = await publish_pipelined(nc, SUBJECT, events, ids)
         stored = await _stream_messages(nc)
     finally:
         await nc.close()
     if stored != len(events):
         raise RawError(f"stream holds {stored} messages, {len(events)} were PubAcked")
-    return Measured(len(events), seconds)
+    return cpu.measured(len(events), seconds)
 
 
 def event_list_of(events: list[bytes]) -> Batch:
@@ -93,7 +130,8 @@ async def webhook(config: PartConfig) -> Measured:
     events = load_events(config)
     bodies = [event_list_of(events[i : i + MAX_BATCH]) for i in range(0, len(events), MAX_BATCH)]
     delivery = Delivery(url=config.webhook_url, concurrency=config.webhook_concurrency, attempts=1)
-    summary = await post_batches(bodies, delivery)
+    with CpuWindow(config) as cpu:
+        summary = await post_batches(bodies, delivery)
     nc = await nats.connect(config.nats_url)
     try:
         stored = await _stream_messages(nc)
@@ -101,7 +139,7 @@ async def webhook(config: PartConfig) -> Measured:
         await nc.close()
     if not summary.ok or stored != len(events):
         raise RuntimeError(f"{summary.failed_batches} batches failed {summary.rejections}; the stream holds {stored}")
-    return Measured(summary.events, summary.elapsed_s)
+    return cpu.measured(summary.events, summary.elapsed_s)
 
 
 def _ack_pending(config: PartConfig) -> int:
@@ -115,10 +153,11 @@ async def pull_raw(config: PartConfig) -> Measured:
     nc = await nats.connect(config.nats_url)
     try:
         await nc.jetstream().add_consumer(STREAM, pull_consumer_config(RAW_DURABLE, _ack_pending(config)))
-        seconds = await pull_and_ack(nc, STREAM, RAW_DURABLE, total, config.batch)
+        with CpuWindow(config) as cpu:
+            seconds = await pull_and_ack(nc, STREAM, RAW_DURABLE, total, config.batch)
     finally:
         await nc.close()
-    return Measured(total, seconds)
+    return cpu.measured(total, seconds)
 
 
 def _fresh_store(config: PartConfig) -> Store:
@@ -135,16 +174,17 @@ async def insert_raw(config: PartConfig) -> Measured:
     events = load_events(config)
     store = _fresh_store(config)
     try:
-        started = time.perf_counter()
-        for i in range(0, len(events), config.batch):
-            await store.insert_events(events[i : i + config.batch])
-        seconds = time.perf_counter() - started
+        with CpuWindow(config) as cpu:
+            started = time.perf_counter()
+            for i in range(0, len(events), config.batch):
+                await store.insert_events(events[i : i + config.batch])
+            seconds = time.perf_counter() - started
         stored = await _stored(store)
     finally:
         store.close()
     if stored != len(events):
         raise RuntimeError(f"the table holds {stored} rows, {len(events)} were inserted")
-    return Measured(len(events), seconds)
+    return cpu.measured(len(events), seconds)
 
 
 async def consumer(config: PartConfig) -> Measured:
@@ -158,13 +198,14 @@ async def consumer(config: PartConfig) -> Measured:
     try:
         settings = ConsumerSettings(batch_events=config.batch, max_ack_pending=_ack_pending(config))
         ours = Consumer(settings, nc, store)
-        started = time.perf_counter()
-        running = asyncio.create_task(ours.run())
-        while (ours.metrics.registry.get_sample_value(ACKED_SAMPLE) or 0) < total:
-            if running.done():
-                raise RuntimeError(f"the consumer stopped early: {running.exception()!r}")
-            await asyncio.sleep(0.005)
-        seconds = time.perf_counter() - started
+        with CpuWindow(config) as cpu:
+            started = time.perf_counter()
+            running = asyncio.create_task(ours.run())
+            while (ours.metrics.registry.get_sample_value(ACKED_SAMPLE) or 0) < total:
+                if running.done():
+                    raise RuntimeError(f"the consumer stopped early: {running.exception()!r}")
+                await asyncio.sleep(0.005)
+            seconds = time.perf_counter() - started
         ours.stop()
         await running
         stored = await _stored(store)
@@ -173,7 +214,7 @@ async def consumer(config: PartConfig) -> Measured:
         store.close()
     if stored != total:
         raise RuntimeError(f"the table holds {stored} rows, {total} messages were acked")
-    return Measured(total, seconds)
+    return cpu.measured(total, seconds)
 
 
 PARTS: dict[str, Callable[[PartConfig], Coroutine[Any, Any, Measured]]] = {

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from auditlog.eventjson import storable
+from auditlog.eventjson import identity
 from auditlog.events import event_key, key_of, problem
 from ingest.jetstream import MSG_ID_HEADER, dead_letter
 from ingest.webhook.settings import SOURCE
@@ -109,18 +109,20 @@ def _route(out: Sorted, payload: bytes, key: str, *, subject: str, dead_letter_s
     out.dead_letter_reasons[code] += 1
 
 
-def sort_plain(items: list[msgspec.Raw], *, subject: str, dead_letter_subject: str, max_payload: int) -> Sorted | None:
-    """Items as sent (`decoding.plain_items`), published as they are when every one is a storable event; None when
-    one is not, for `sort_items` to judge them all and word the reasons."""
+def sort_plain(
+    items: list[tuple[msgspec.Raw, Any]], *, subject: str, dead_letter_subject: str, max_payload: int
+) -> Sorted | None:
+    """Items as sent with their judged fields (`decoding.plain_items`), published as they are when every one is a
+    storable event; None when one is not, for `sort_items` to judge them all and word the reasons."""
     out = Sorted()
-    for raw in items:
-        identity = storable(raw)
-        if identity is None:
+    for raw, judged in items:
+        storable = identity(judged)
+        if storable is None:
             return None
         _route(
             out,
             bytes(raw),
-            key_of(*identity),
+            key_of(*storable),
             subject=subject,
             dead_letter_subject=dead_letter_subject,
             max_payload=max_payload,
