@@ -7,8 +7,9 @@ row of the window and sorting it all (one statement) was measured ~8x slower on 
 At-least-once delivery can store an event twice; copies share the key, so phase 1 collapses adjacent equal keys
 and phase 2 keeps one copy per key with `LIMIT 1 BY`, whether or not ReplacingMergeTree has merged them yet. The
 keyset condition is strictly "after the last row returned", so a copy can never reappear on a later page.
-The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is compact
-one-line JSON (the consumer guarantees it), so the lines split safely.
+The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is
+one-line JSON, no raw newline, carriage return or tab between tokens (the consumer guarantees it), so the lines
+split safely.
 """
 
 from __future__ import annotations

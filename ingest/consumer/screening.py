@@ -22,7 +22,7 @@ DEAD_LETTER_REASONS = (OVERSIZE, NOT_JSON, NOT_AUDIT_EVENT, INSERT_REJECTED)
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """An event to insert, as compact one-line JSON."""
+    """An event to insert, as one-line JSON: as published when it has no raw newline, carriage return or tab."""
 
     json: bytes
 
