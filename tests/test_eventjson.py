@@ -17,6 +17,7 @@ from activity.loadgen.events import EventGenerator
 from auditlog.eventjson import loads_exact, storable, valid_json
 from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, event_key, problem
 from auditlog.fields import STAGES
+from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
 from ingest.jetstream import MSG_ID_HEADER
 from ingest.webhook.decoding import event_list_items, plain_items
 from ingest.webhook.messages import Sorted, sort_plain
@@ -66,6 +67,20 @@ def test_the_fast_verdict_is_the_full_verdict(item: Any) -> None:
         assert "-".join(fast) == event_key(item)
     else:
         assert fast is None
+
+
+@settings(max_examples=300)
+@given(items(), st.sampled_from([frozenset({"ResponseComplete"}), frozenset(STAGES)]))
+def test_the_consumer_screens_every_item_as_the_full_rule_says(item: Any, stages: frozenset[str]) -> None:
+    payload = orjson.dumps(item)
+    verdict = screen(payload, stages, 1 << 20)
+    stage = item.get("stage") if isinstance(item, dict) else None
+    if stage in STAGES and stage not in stages:
+        assert verdict == Filtered(stage)  # a stage not stored is filtered whatever else is wrong with it
+    elif (why := problem(item)) is None:
+        assert verdict == Row(payload)  # stored byte for byte
+    else:
+        assert verdict == Poison(NOT_AUDIT_EVENT, why)
 
 
 def test_duplicate_members_are_read_as_the_full_parser_reads_them() -> None:
