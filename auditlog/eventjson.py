@@ -1,10 +1,11 @@
 """Audit events as JSON bytes: the common case decided without building the event, and the exact parser for the rest.
 
-Building a Python object for every value of an event costs several times more than everything else the webhook
-and the consumer do with it, and almost every event is storable. So the bytes are first validated whole by
-simdjson (syntax, UTF-8, numbers that fit a double) and only the fields `problem()` judges are decoded, by msgspec,
-which skips the rest in place. Anything that is not plainly storable takes the full path (`loads` + `problem()`),
-which alone words the reasons; both paths give the same verdict (tests/test_eventjson.py holds that).
+Building a Python object for every value of an event was the largest cost of our own code in the webhook and the
+consumer (12 of the webhook's 34 us of CPU per event, measured), and almost every event is storable. So the bytes
+are first validated whole by simdjson (syntax, UTF-8, numbers that fit a double) and only the fields `problem()`
+judges are decoded, by msgspec, which skips the rest in place. Anything that is not plainly storable takes the full
+path (`loads` + `problem()`), which alone words the reasons; both paths give the same verdict
+(tests/test_eventjson.py holds that).
 """
 
 from __future__ import annotations
