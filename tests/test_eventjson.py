@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -119,6 +120,20 @@ def test_whatever_passes_validation_parses_exactly(junk: bytes, at: int, event: 
     payload = event[:at] + junk + event[at:]
     if valid_json(payload):
         assert orjson.loads(payload) == loads_exact(payload.decode())
+
+
+def _rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_a_huge_document_leaves_no_parser_buffers_behind() -> None:
+    big = b"[" + b",".join([orjson.dumps(EVENTS[1])] * 40_000) + b"]"  # ~70 MB
+    assert valid_json(b"[]")  # the reused parser exists before measuring
+    before = _rss_mb()
+    assert valid_json(big)
+    # A parser that kept its buffers would hold ~2x the document; a fresh one is freed with the call.
+    assert _rss_mb() - before < len(big) / 2**20 / 2
 
 
 def test_numbers_no_reader_could_parse_are_refused_by_the_exact_parser() -> None:
