@@ -68,26 +68,22 @@ class CpuWindow:
 
     def __init__(self, config: PartConfig) -> None:
         self._pids = (config.nats_pid, config.webhook_pid)
-        self._start = self._used = (0.0, 0.0, 0.0)
+        self._start = self._end = (0.0, 0.0, 0.0)
 
     def _now(self) -> tuple[float, float, float]:
         own = resource.getrusage(resource.RUSAGE_SELF)
-        nats_pid, webhook_pid = self._pids
-        return (
-            own.ru_utime + own.ru_stime,
-            cpu_seconds(nats_pid) if nats_pid else 0.0,
-            cpu_seconds(webhook_pid) if webhook_pid else 0.0,
-        )
+        nats_cpu, webhook_cpu = (cpu_seconds(pid) if pid else 0.0 for pid in self._pids)
+        return own.ru_utime + own.ru_stime, nats_cpu, webhook_cpu
 
     def __enter__(self) -> CpuWindow:
         self._start = self._now()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._used = tuple(b - a for a, b in zip(self._start, self._now(), strict=True))  # type: ignore[assignment]
+        self._end = self._now()
 
     def measured(self, events: int, seconds: float) -> Measured:
-        return Measured(events, seconds, *self._used)
+        return Measured(events, seconds, *(end - start for start, end in zip(self._start, self._end, strict=True)))
 
 
 def load_events(config: PartConfig) -> list[bytes]:
