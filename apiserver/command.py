@@ -22,21 +22,25 @@ from apiserver.app import (
     start_apiserver,
 )
 from apiserver.auditlogquery.cursor import load_cursor_key
-from apiserver.auditlogquery.timerange import format_duration, parse_duration
+from apiserver.auditlogquery.timerange import format_duration
 from apiserver.auditlogquery.types import DEFAULT_MAX_PAGE_SIZE, DEFAULT_MAX_WINDOW, QuerySettings
 from apiserver.auth.authconfig import AuthSettings, add_auth_arguments, duration
 from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
 from auditlog.config import ConfigError, parse_store_dsn
+from auditlog.durations import DurationError, parse_timedelta
 
 log = logging.getLogger(__name__)
 
 
 def _window(text: str) -> timedelta:
     try:
-        return parse_duration(text)
-    except ValueError as err:
+        window = parse_timedelta(text, days=True)
+    except DurationError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if window <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0")
+    return window
 
 
 def _positive(text: str) -> int:
@@ -96,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-query-window",
         type=_window,
         default=format_duration(DEFAULT_MAX_WINDOW),
-        help="longest endTime - startTime accepted: <n><s|m|h|d|w>",
+        help="longest endTime - startTime accepted: a Go duration, or days and weeks (30d, 2w, 36h)",
     )
     query.add_argument(
         "--store-workers",

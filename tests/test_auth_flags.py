@@ -46,7 +46,7 @@ def test_flags_as_a_kubernetes_deployment_writes_them() -> None:
             "--authorization-always-allow-paths=/healthz,/openapi/*",
             "--authentication-token-webhook-cache-ttl=2m",
             "--authorization-webhook-cache-authorized-ttl=500ms",
-            "--authorization-webhook-cache-unauthorized-ttl=30",
+            "--authorization-webhook-cache-unauthorized-ttl=1m30s",  # Go durations, as client-go writes them
         ]
     )
     assert settings == AuthSettings(
@@ -67,7 +67,7 @@ def test_flags_as_a_kubernetes_deployment_writes_them() -> None:
         authorization_mode=Mode.ALWAYS_ALLOW,
         always_allow_paths=("/healthz", "/openapi/*"),
         authorized_ttl=0.5,
-        unauthorized_ttl=30.0,
+        unauthorized_ttl=90.0,
     )
 
 
@@ -92,7 +92,9 @@ def test_environment_variables() -> None:
     [
         ("--authorization-mode=RBAC", "choose Delegated or AlwaysAllow"),
         ("--authorization-always-allow-paths=/a*/b", "only a trailing \\* is allowed"),
-        ("--authentication-token-webhook-cache-ttl=10 minutes", "not a duration like 10s"),
+        ("--authentication-token-webhook-cache-ttl=10 minutes", "not a duration: unknown unit ' minutes'"),
+        ("--authentication-token-webhook-cache-ttl=30", "a unit is missing"),  # as Kubernetes' own flags
+        ("--authorization-webhook-cache-authorized-ttl=-1s", "is negative"),
         ("--anonymous-auth=maybe", "not a boolean"),
     ],
 )

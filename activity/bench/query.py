@@ -31,12 +31,13 @@ import orjson
 from activity.bench.dataset import History, anchor_for, grow, prepare_pool, settle
 from apiserver.app import ApiServerSettings, start_apiserver
 from apiserver.auditlogquery.filter import compile_filter
-from apiserver.auditlogquery.timerange import format_duration, format_time, parse_duration
+from apiserver.auditlogquery.timerange import format_duration, format_time
 from apiserver.auditlogquery.types import QuerySettings
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.authorize import Mode
 from apiserver.http.certs import CertificateAuthority
 from auditlog.config import parse_store_dsn
+from auditlog.durations import parse_timedelta
 from auditlog.reading import PageQuery, read_page_sync
 from auditlog.schema import migrate
 from auditlog.storage import Store
@@ -309,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             else QueryBench(
                 sizes=tuple(args.events),
                 events_per_second=args.events_per_second,
-                window=parse_duration(args.window),
+                window=parse_timedelta(args.window, days=True),
                 iterations=args.iterations,
                 concurrency=args.concurrency,
                 concurrent_requests=args.concurrent_requests,

@@ -37,7 +37,7 @@ _FREE_OBJECT: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown
 
 _TIME_SYNTAX = (
     "RFC3339 with any UTC offset (2026-11-28T09:00:00Z, 2026-11-28T10:00:00.5+01:00), `now`, or a time relative "
-    "to now: `now-<n><unit>` with unit s, m, h, d or w (now-30m, now-12h, now-7d)."
+    "to now: `now-<duration>` with a Go duration (now-30m, now-1h30m, now-90s), or in days and weeks (now-7d, now-2w)."
 )
 
 _EVENT_GROUPS = {

@@ -1,14 +1,13 @@
 """Delegated authentication/authorization flags, named as every Kubernetes aggregated server names them, and the
 frozen settings built from them.
 
-Lists are comma-separated (`--requestheader-allowed-names=front-proxy-client,aggregator`), durations are Go style
-(`10s`, `1m`, `500ms`), booleans accept `--flag`, `--flag=true|false`.
+Lists are comma-separated (`--requestheader-allowed-names=front-proxy-client,aggregator`), durations are Go's
+(`10s`, `1m30s`, `500ms`, exactly as time.ParseDuration reads them), booleans accept `--flag`, `--flag=true|false`.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from apiserver.auth.configmap import POLL_SECONDS
 from apiserver.auth.requestheader import RequestHeaderConfig
 from apiserver.auth.tokenreview import CACHE_TTL_SECONDS
 from apiserver.auth.trust import FILE_CHECK_INTERVAL_SECONDS
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h)?")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+from auditlog.durations import DurationError, parse_seconds
 
 
 def comma_list(value: str) -> list[str]:
@@ -27,11 +24,14 @@ def comma_list(value: str) -> list[str]:
 
 
 def duration(value: str) -> float:
-    """`10s`, `1.5m`, `500ms` or plain seconds → seconds."""
-    match = _DURATION.fullmatch(value.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 10s, 1m or 500ms")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """A non-negative Go duration (`10s`, `1m30s`, `500ms`) → seconds."""
+    try:
+        seconds = parse_seconds(value)
+    except DurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is negative; a duration flag needs 0 or more")
+    return seconds
 
 
 def boolean(value: str) -> bool:
@@ -118,7 +118,7 @@ def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
         "--authentication-token-webhook-cache-ttl",
         type=duration,
         default=CACHE_TTL_SECONDS,
-        help="how long TokenReview answers are cached (seconds, or Go duration like 10s)",
+        help="how long TokenReview answers are cached (Go duration like 10s or 2m)",
     )
     authn.add_argument(
         "--anonymous-auth",

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from argparse import ArgumentTypeError
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from apiserver.auth.authconfig import duration
 from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import MASTERS_GROUP
 from apiserver.http.status import (
@@ -24,6 +22,7 @@ from apiserver.http.status import (
     too_many_requests,
 )
 from apiserver.http.status import timeout as timeout_error
+from auditlog.durations import DurationError, parse_seconds
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +58,20 @@ async def recover(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def request_timeout(seconds: float) -> Middleware:
+    """`?timeout=` is a Go duration (client-go writes `1m30s`, `500ms`); as in kube-apiserver, 0 or a negative one
+    means the server's limit, and a longer one is cut to it."""
+
     @web.middleware
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         limit = seconds
         asked = request.query.get("timeout")
         if asked:
             try:
-                limit = min(limit, duration(asked))
-            except ArgumentTypeError:
-                raise bad_request(f"invalid timeout {asked!r} in the URL: write a duration like 30s or 1m") from None
+                wanted = parse_seconds(asked)
+            except DurationError as err:
+                raise bad_request(f"invalid timeout in the URL: {err}") from None
+            if wanted > 0:
+                limit = min(limit, wanted)
         try:
             async with asyncio.timeout(limit):
                 return await handler(request)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from apiserver.auditlogquery.errors import FieldError
 from apiserver.http.negotiation import JSON
+from auditlog.durations import SECOND, format_ns
 
 
 class ApiError(Exception):
@@ -155,9 +156,10 @@ def service_unavailable(message: str, retry_after_seconds: int) -> ApiError:
 
 
 def timeout(seconds: float) -> ApiError:
+    allotted = format_ns(round(seconds * SECOND))
     return ApiError(
         504,
         "Timeout",
-        f"Timeout: request did not complete within the allotted timeout of {seconds:g}s",
+        f"Timeout: request did not complete within the allotted timeout of {allotted}",
         {},
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from functools import cache
 
 from cel_expr_python import cel
+
+from auditlog.durations import parse_exact
 
 NANOS_PER_MICRO = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -24,8 +25,6 @@ MAX_TIMESTAMP_NS = (datetime(10000 - 1, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) 
 MAX_DURATION_NS = 315_576_000_000 * 10**9 + 999_999_999  # about 10,000 years either way
 
 _FRACTION = re.compile(r"[Tt]\d\d:\d\d:\d\d\.(\d+)")
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 @cache
@@ -63,11 +62,9 @@ def timestamp_ns(text: str) -> int:
 def duration_ns(text: str) -> int:
     """Nanoseconds of a duration like '1h30m' or '-1.5s', as CEL's duration() reads it."""
     _evaluate(_probes()[2], {"s": text})  # CEL's verdict on syntax and range comes first
-    body = text.lstrip("+-")
-    total = Fraction(0)
-    if body != "0":
-        for part in _DURATION_PART.finditer(body):
-            total += Fraction(part.group(1)) * _UNIT_NS[part.group(2)]
+    # CEL's duration syntax is Go's (without the µs spellings, which CEL refused above); its range is wider than
+    # Go's int64 nanoseconds, so the exact value is read without Go's range.
+    total = parse_exact(text)
     if total.denominator != 1:
         raise ValueError("durations have nanosecond precision")
-    return -int(total) if text.startswith("-") else int(total)
+    return int(total)
