@@ -282,6 +282,41 @@ def apiserver_with_events(tmp_path_factory: pytest.TempPathFactory, **options: A
         yield env
 
 
+@contextmanager
+def delegated_apiserver(directory: Path, fake: Any, *, events: bool = False) -> Iterator[ApiServerEnv]:
+    """A server in Delegated mode whose TokenReview/SubjectAccessReview go to `fake` (auth_support's
+    FakeKubeAuthAPI, served here over TLS); client certificates from the test CA; `events`: generated events
+    stored."""
+    from auth_support import SERVICE_ACCOUNT_TOKEN, serve, write_kubeconfig  # test support of the auth area
+
+    ca = CertificateAuthority("fake-kube-ca")
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = ca.issue_serving(["127.0.0.1"]).write(directory, "fake-kube")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    loop = LoopThread()
+    runner, port = loop.run(serve(fake.app(), context))
+    kubeconfig = write_kubeconfig(
+        directory / "delegation.kubeconfig", f"https://127.0.0.1:{port}", ca.cert_pem, SERVICE_ACCOUNT_TOKEN
+    )
+    auth = AuthSettings(
+        authentication_kubeconfig=kubeconfig,
+        authorization_kubeconfig=kubeconfig,
+        authorization_mode=Mode.DELEGATED,
+        tolerate_lookup_failure=True,  # the double serves no front-proxy configmap; client CA comes from the flag
+    )
+    dsn = f"chdb://{directory / 'store'}"
+    migrate(parse_store_dsn(dsn), retention_days=0)  # fixed-date test events must not age out
+    try:
+        with running_apiserver(directory / "server", dsn, auth=auth) as env:
+            if events:
+                env.insert_events(generated_events())
+            yield env
+    finally:
+        loop.run(runner.cleanup())
+        loop.close()
+
+
 @pytest.fixture(scope="module")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerEnv]:
     """A server with generated events, shared by a test module."""

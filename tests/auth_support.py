@@ -97,7 +97,8 @@ class FakeKubeAuthAPI:
     """Test double of kube-apiserver's TokenReview / SubjectAccessReview endpoints and the authentication configmap.
 
     tokens: token -> TokenReview status.user (a token not listed is refused).
-    allowed: (user, verb, resource or non-resource path) triples the SubjectAccessReview allows.
+    allowed: (user, verb, target) triples the SubjectAccessReview allows; target is a non-resource path, a resource
+    (any name), `resource/subresource`, or either with `:name` for one name only (`users:bob`).
     """
 
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -147,8 +148,12 @@ class FakeKubeAuthAPI:
             return web.json_response({"kind": "Status", "code": 503}, status=503)
         spec = review["spec"]
         attributes = spec.get("resourceAttributes") or spec["nonResourceAttributes"]
-        target = attributes.get("resource") or attributes["path"]
-        allowed = (spec["user"], attributes["verb"], target) in self.allowed
+        targets = {attributes.get("resource") or attributes["path"]}
+        if attributes.get("subresource"):
+            targets.add(f"{attributes['resource']}/{attributes['subresource']}")
+        if attributes.get("name"):
+            targets |= {f"{t}:{attributes['name']}" for t in targets}
+        allowed = any((spec["user"], attributes["verb"], t) in self.allowed for t in targets)
         status: dict[str, Any] = {"allowed": allowed}
         if not allowed and self.deny_reason:
             status["reason"] = self.deny_reason
@@ -209,7 +214,11 @@ def write_kubeconfig(
 async def echo_user(request: web.Request) -> web.Response:
     """What a handler is told: the user, and which identity headers (if any) still reached it."""
     user: UserInfo = request[USER_KEY]
-    leaked = [h for h in request.headers if h.lower().startswith("x-remote-") or h.lower() == "authorization"]
+    leaked = [
+        h
+        for h in request.headers
+        if h.lower().startswith(("x-remote-", "impersonate-")) or h.lower() == "authorization"
+    ]
     return web.json_response(
         {
             "name": user.name,

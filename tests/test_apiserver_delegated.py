@@ -4,19 +4,12 @@ the auth area's test double (FakeKubeAuthAPI)."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apiserver_support import ApiServerEnv, LoopThread, running_apiserver
-from auth_support import SERVICE_ACCOUNT_TOKEN, FakeKubeAuthAPI, serve, write_kubeconfig
-
-from apiserver.auth.authconfig import AuthSettings
-from apiserver.auth.authorize import Mode
-from apiserver.http.certs import CertificateAuthority
-from auditlog.config import parse_store_dsn
-from auditlog.schema import migrate
+from apiserver_support import ApiServerEnv, delegated_apiserver
+from auth_support import FakeKubeAuthAPI, write_kubeconfig
 
 QUERY = "apiVersion: activity.miloapis.com/v1alpha1\nkind: AuditLogQuery\nmetadata:\n  name: q\nspec:\n  limit: 1\n"
 DISCOVERY = ("/api", "/apis")
@@ -35,30 +28,8 @@ def fake() -> FakeKubeAuthAPI:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeKubeAuthAPI) -> Iterator[ApiServerEnv]:
-    directory = tmp_path_factory.mktemp("delegated")
-    ca = CertificateAuthority("fake-kube-ca")
-    cert, key = ca.issue_serving(["127.0.0.1"]).write(directory, "fake-kube")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    loop = LoopThread()
-    runner, port = loop.run(serve(fake.app(), context))
-    kubeconfig = write_kubeconfig(
-        directory / "delegation.kubeconfig", f"https://127.0.0.1:{port}", ca.cert_pem, SERVICE_ACCOUNT_TOKEN
-    )
-    auth = AuthSettings(
-        authentication_kubeconfig=kubeconfig,
-        authorization_kubeconfig=kubeconfig,
-        authorization_mode=Mode.DELEGATED,
-        tolerate_lookup_failure=True,  # the double serves no front-proxy configmap; client CA comes from the flag
-    )
-    dsn = f"chdb://{directory / 'store'}"
-    migrate(parse_store_dsn(dsn), retention_days=0)  # fixed-date test events must not age out
-    try:
-        with running_apiserver(directory / "server", dsn, auth=auth) as env:
-            yield env
-    finally:
-        loop.run(runner.cleanup())
-        loop.close()
+    with delegated_apiserver(tmp_path_factory.mktemp("delegated"), fake) as env:
+        yield env
 
 
 def test_an_allowed_user_creates_queries(server: ApiServerEnv) -> None:

@@ -132,3 +132,19 @@ def test_user_is_the_first_non_empty_username_header_and_groups_are_every_value(
     assert user is not None
     assert (user.name, user.groups) == ("carol", ("a1", "a2", "b"))
     assert user_from_headers(CIMultiDict([("X-G1", "a")]), config) is None
+
+
+async def test_a_front_proxy_certificate_without_a_user_is_refused_even_when_the_client_ca_signed_it(pki: Pki) -> None:
+    """Shared CAs: the proxy's certificate is also a valid client certificate. Without X-Remote-User it was served
+    as user front-proxy-client, unscoped (every tenant); the aggregator always names a user, so it is a 401."""
+    shared_proxy = pki.issue(pki.client_ca, "front-proxy-client", [], "shared-proxy")
+    async with AuthWorld(
+        pki, authorization_mode=Mode.ALWAYS_ALLOW, requestheader_client_ca_file=pki.client_ca_file
+    ) as world:
+        refused, _ = await world.call(cert=shared_proxy, headers={"X-Remote-Group": "system:masters"})
+        bare, _ = await world.call(cert=shared_proxy)
+        proxied, body = await world.call(cert=shared_proxy, headers=aggregator_headers())
+        alice, alice_body = await world.call(cert=pki.alice)
+    assert (refused, bare) == (401, 401)
+    assert (proxied, body["name"]) == (200, "bob@example.com")
+    assert (alice, alice_body["name"]) == (200, "alice")  # other certificates of the shared CA are still users

@@ -3,6 +3,7 @@
 Each authenticator returns a user, None ("these credentials are not mine to judge"), or raises
 AuthenticationFailed ("these credentials are mine and they are bad"). The first user wins; if none, any failure
 means 401 even when anonymous access is on (kube's fail-on-error), otherwise anonymous if enabled, else 401.
+AuthenticationRefused is final: no later authenticator may serve the request under another identity.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ ANONYMOUS_USER = UserInfo(ANONYMOUS, groups=(UNAUTHENTICATED_GROUP,))
 
 class AuthenticationFailed(Exception):
     """Credentials were presented and rejected; the message is for logs (never echoed to the caller)."""
+
+
+class AuthenticationRefused(AuthenticationFailed):
+    """Credentials that must not fall through to another authenticator (answer 401 at once)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class UnionAuthenticator:
         for authenticator in self.authenticators:
             try:
                 user = await authenticator.authenticate(credentials)
+            except AuthenticationRefused:
+                raise
             except AuthenticationFailed as e:
                 failures.append(str(e))
                 continue

@@ -2,6 +2,7 @@
 
 Those headers are believed only from a caller whose TLS certificate chains to the request-header CA, carries
 clientAuth, and whose CN is an allowed name. From anyone else they mean nothing (and the middleware strips them).
+A certificate with an allowed name but no user header is refused (401): it is never a user of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from multidict import MultiMapping
 
-from apiserver.auth.authenticate import AuthenticationFailed, Credentials
+from apiserver.auth.authenticate import AuthenticationFailed, AuthenticationRefused, Credentials
 from apiserver.auth.clientcert import ClientCertAuthenticator
 from apiserver.auth.trust import CABundleSource
 from apiserver.auth.user import UserInfo
@@ -50,7 +51,7 @@ def _first(headers: MultiMapping[str], names: Sequence[str]) -> str:
     return ""
 
 
-def _extra_key(encoded: str) -> str:
+def extra_key(encoded: str) -> str:
     """Header suffix lower-cased, then percent-decoded; kept as-is when the escapes are malformed (as kube does)."""
     lowered = encoded.lower()
     if _MALFORMED_ESCAPE.search(lowered):
@@ -70,7 +71,7 @@ def user_from_headers(headers: MultiMapping[str], config: RequestHeaderConfig) -
     for prefix in config.extra_headers_prefixes:  # prefixes first, so values keep the configured order
         for header, value in headers.items():
             if header.lower().startswith(prefix.lower()):
-                extra[_extra_key(header[len(prefix) :])].append(value)
+                extra[extra_key(header[len(prefix) :])].append(value)
     return UserInfo(
         name=name,
         uid=_first(headers, config.uid_headers),
@@ -97,4 +98,12 @@ class RequestHeaderAuthenticator(ClientCertAuthenticator):
                     f"request-header: client certificate CN {common_names} is not in the allowed names "
                     f"{list(config.allowed_names)}"
                 )
-        return user_from_headers(credentials.headers, config)
+        user = user_from_headers(credentials.headers, config)
+        if user is None and config.allowed_names:
+            # The aggregator always names the user it proxies for. Without one, the proxy's own certificate would
+            # be served as a user of its own (unscoped: every tenant), if the client CA also signed it.
+            raise AuthenticationRefused(
+                f"request-header: the front-proxy certificate {certificate.subject.rfc4514_string()} came without "
+                f"a user in {', '.join(config.username_headers)}"
+            )
+        return user

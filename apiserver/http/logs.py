@@ -1,7 +1,7 @@
 """Logging as `--logging-format text|json` asks, and an access log that records who did what without secrets.
 
 The access log writes method, path (never the query string or headers: tokens and cursors travel there),
-status, duration and the authenticated user name.
+status, duration and the user name the request ran as (and, under impersonation, the caller who impersonated).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from apiserver.auth.middleware import USER_KEY
+from apiserver.auth.middleware import IMPERSONATOR_KEY, USER_KEY
 
 FORMATS = ("text", "json")
 ACCESS_LOGGER = "apiserver.access"
@@ -54,20 +54,23 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         user = getattr(request.get(USER_KEY), "name", "")
+        impersonator = getattr(request.get(IMPERSONATOR_KEY), "name", "")
         duration_ms = round(time * 1000, 3)
         self.logger.info(
-            "%s %s %d %.1fms user=%s",
+            "%s %s %d %.1fms user=%s%s",
             request.method,
             request.path,
             response.status,
             duration_ms,
             user or "-",
+            f" impersonator={impersonator}" if impersonator else "",
             extra={
                 "method": request.method,
                 "path": request.path,
                 "status": response.status,
                 "duration_ms": duration_ms,
                 "user": user,
+                "impersonator": impersonator,
                 "remote": request.remote or "",
             },
         )
