@@ -34,6 +34,8 @@ def rejection(source: str) -> list[str]:
         ("verb in 5", "1:6: found no matching overload for 'in' applied to '(string, int)'"),
         ("!verb", "1:1: found no matching overload for '!' applied to '(string)'"),
         ("verb ==", "1:8: Syntax error"),
+        ("verb = 'get'", "1:6: Syntax error: token recognition error at: '= ' (did you mean '=='?)"),
+        ("verb=='a' || verb='x'", "1:18: Syntax error: token recognition error at: '='' (did you mean '=='?)"),
         ("has(objectRef)", "1:5: has() argument must be a field selection"),
         # not a condition
         ("verb", "1:1: the filter must be a condition (true or false for each event), not a string"),
@@ -169,3 +171,17 @@ def test_any_text_compiles_or_is_refused_with_a_position(source: str) -> None:
         return
     assert compiled.where
     assert all(name.startswith("f_") for name in compiled.params)
+
+
+@given(st.sampled_from(["verb", "objectRef.name", "user.username", "responseStatus.code"]), st.sampled_from(["", " "]))
+def test_a_lone_equals_suggests_the_comparison(field: str, space: str) -> None:
+    details = rejection(f"{field}{space}={space}'x'")
+    assert any(d.endswith("(did you mean '=='?)") for d in details), details
+
+
+@pytest.mark.parametrize("source", ["verb == 'a' == true", "verb != 'a'", "responseStatus.code >= 200"])
+def test_no_equals_hint_where_the_operators_are_right(source: str) -> None:
+    try:
+        compile_filter(source)
+    except InvalidQuery as err:
+        assert not any("did you mean '=='" in e.detail for e in err.errors)

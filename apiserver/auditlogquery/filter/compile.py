@@ -23,6 +23,8 @@ _ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 _UNDECLARED = re.compile(r"undeclared reference to '([^']*)'")
 _UNDEFINED_FIELD = re.compile(r"undefined field '([^']*)' not found in struct '[^']*\.([^'.]*)'")
 _OPERATOR = re.compile(r"'(?:_([^'\w\s]+)_|([!-])_|@(in))'")
+# CEL has no `=`: the lexer stops at a lone one (`verb = 'get'`), which is almost always a comparison meant.
+_LONE_EQUALS = re.compile(r"token recognition error at: '=(?!=)")
 
 
 def _suggest(name: str, known: list[str], noun: str) -> str:
@@ -31,8 +33,11 @@ def _suggest(name: str, known: list[str], noun: str) -> str:
 
 
 def _hint(message: str) -> str:
-    """Say it in the user's terms: the closest field for a misspelt one, `==` rather than CEL's `_==_`."""
+    """Say it in the user's terms: the closest field for a misspelt one, `==` rather than CEL's `_==_` (and for a
+    lone `=`)."""
     message = _OPERATOR.sub(lambda m: f"'{m.group(1) or m.group(2) or m.group(3)}'", message)
+    if _LONE_EQUALS.search(message):
+        return f"{message} (did you mean '=='?)"
     undeclared = _UNDECLARED.search(message)
     if undeclared is not None:
         known = list(schema().variables)
@@ -51,6 +56,10 @@ def _hint(message: str) -> str:
 def _problems(err: RuntimeError) -> list[Problem]:
     text = str(err)
     found = [Problem(_hint(m.group(3)), int(m.group(1)), int(m.group(2))) for m in _ERROR.finditer(text)]
+    lone = [i for i, p in enumerate(found) if _LONE_EQUALS.search(p.message)]
+    if lone:
+        # the parser's complaints after a lone `=` (`extraneous input ''get''`) are its echo: the hint says it all
+        return [p for i, p in enumerate(found) if i < lone[0] or i in lone]
     if found:
         return found
     if "recursion limit" in text:
