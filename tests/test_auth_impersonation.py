@@ -5,9 +5,15 @@ impersonated user alone. kube-apiserver's review endpoint is the test double (Fa
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from auth_support import CREATE_PATH, AuthWorld, FakeKubeAuthAPI, Pki
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from apiserver.auth.impersonation import ImpersonationInvalid, Target, requested_targets
 
 EXTRA_TYPE = "Impersonate-Extra-Iam.Miloapis.Com%2FParent-Type"  # percent-encoded and cased as clients may send it
 EXTRA_NAME = "Impersonate-Extra-iam.miloapis.com%2fparent-name"
@@ -204,3 +210,30 @@ async def test_impersonating_through_the_front_proxy_is_checked_for_the_proxied_
         status, body = await world.call(CREATE_PATH, cert=pki.front_proxy_client, headers=headers)
     assert (status, body["name"]) == (200, "bob")
     assert impersonation_reviews(fake)[0]["user"] == "carol"
+
+
+@given(
+    key=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30),
+    values=st.lists(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10), max_size=3),
+    groups=st.lists(st.text(max_size=10), max_size=3),
+)
+def test_headers_become_targets_as_kubernetes_reads_them(key: str, values: list[str], groups: list[str]) -> None:
+    """client-go percent-encodes extra keys into header names; the suffix is lower-cased, then decoded (so only
+    ASCII letters change case), and every value is a target of its own, in Kubernetes' order."""
+    headers = CIMultiDict(
+        [("Impersonate-User", "bob")]
+        + [("Impersonate-Group", g) for g in groups]
+        + [("Impersonate-Extra-" + quote(key, safe=""), v) for v in values]
+    )
+    decoded = "".join(c.lower() if c.isascii() else c for c in key)
+    assert requested_targets(headers) == [
+        Target("users", "bob"),
+        *(Target("groups", g) for g in groups),
+        *(Target("userextras", v, "authentication.k8s.io", subresource=decoded) for v in values),
+    ]
+    del headers["Impersonate-User"]
+    if groups or values:
+        with pytest.raises(ImpersonationInvalid):
+            requested_targets(headers)
+    else:
+        assert requested_targets(headers) == []

@@ -33,7 +33,8 @@ _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 
 
 class ImpersonationInvalid(Exception):
-    """The headers ask for something impersonation cannot mean (answer 400; the message says what to send)."""
+    """The headers ask for something impersonation cannot mean (answer 400; the message says what to send).
+    kube-apiserver answers these with a 500; the mistake is the client's, so it is a 4xx here."""
 
 
 class ImpersonationDenied(Exception):
