@@ -237,3 +237,11 @@ def test_headers_become_targets_as_kubernetes_reads_them(key: str, values: list[
             requested_targets(headers)
     else:
         assert requested_targets(headers) == []
+
+
+async def test_a_failed_review_is_a_500_never_an_impersonation(pki: Pki) -> None:
+    fake = FakeKubeAuthAPI(allowed={("alice", "impersonate", "users"), BOB_CREATES}, fail_access_reviews=True)
+    async with AuthWorld(pki, fake) as world:
+        status, body = await world.call(cert=pki.alice, headers={"Impersonate-User": "bob"})
+    assert (status, body["reason"]) == (500, "InternalError")
+    assert "SubjectAccessReview" in body["message"]

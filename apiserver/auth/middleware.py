@@ -79,7 +79,7 @@ def _asked(attributes: Attributes) -> str:
 def _log_denied(attributes: Attributes, reason: str, impersonator: UserInfo | None = None) -> None:
     user = attributes.user
     acting = f" (impersonated by {impersonator.name!r})" if impersonator is not None else ""
-    log.warning(
+    log.info(
         "403 Forbidden: user %r%s in groups %s may not %s: %s",
         user.name,
         acting,
@@ -109,7 +109,7 @@ def auth_middleware(authenticator: UnionAuthenticator, authorizer: Authorizer) -
         except AuthenticationFailed as e:
             if not authorizer.is_always_allowed_path(request.path):
                 asked = _asked(request_attributes(ANONYMOUS_USER, request.method, request.path))
-                log.warning(
+                log.info(
                     "401 Unauthorized: a caller with %s may not %s: %s",
                     _presented(credentials),
                     asked,
@@ -123,24 +123,18 @@ def auth_middleware(authenticator: UnionAuthenticator, authorizer: Authorizer) -
         request[USER_KEY] = user
         try:
             acting = await impersonate(user, request.headers, authorizer, request.path)
+            impersonator = None
+            if acting is not user:
+                impersonator = request[IMPERSONATOR_KEY] = user
+                request[USER_KEY] = acting
+            attributes = request_attributes(acting, request.method, request.path, watch="watch" in request.query)
+            decision = await authorizer.authorize(attributes)
         except ImpersonationInvalid as e:
-            log.warning("400 for user %r %s %s: %s", user.name, request.method, request.path, e)
+            log.info("400 for user %r %s %s: %s", user.name, request.method, request.path, e)
             return status_response(bad_request(str(e)))
         except ImpersonationDenied as e:
             _log_denied(e.attributes, e.reason)
             return status_response(forbidden_error(e.attributes, e.reason))
-        except AuthorizationUnavailable as e:
-            log.error("authorization failed for %s %s: %s", request.method, request.path, e)
-            return status_response(internal_error("the authorization check (SubjectAccessReview) failed"))
-        impersonator = None
-        if acting is not user:
-            impersonator = user
-            request[IMPERSONATOR_KEY] = user
-            request[USER_KEY] = acting
-            log.info("user %r is acting as %r (groups %s)", user.name, acting.name, list(acting.groups))
-        attributes = request_attributes(acting, request.method, request.path, watch="watch" in request.query)
-        try:
-            decision = await authorizer.authorize(attributes)
         except AuthorizationUnavailable as e:
             log.error("authorization failed for %s %s: %s", request.method, request.path, e)
             return status_response(internal_error("the authorization check (SubjectAccessReview) failed"))
