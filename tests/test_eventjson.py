@@ -20,6 +20,7 @@ from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, event_key, problem
 from auditlog.fields import STAGES
 from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
 from ingest.jetstream import MSG_ID_HEADER
+from ingest.msgid import event_msg_id
 from ingest.webhook.decoding import event_list_items, plain_items
 from ingest.webhook.messages import Sorted, sort_plain
 
@@ -157,7 +158,9 @@ def test_generated_traffic_takes_the_fast_path_byte_for_byte() -> None:
         assert fast is not None and not fast.dead_letters
         full = event_list_items(batch.body, max_items=1000)
         assert [orjson.loads(message.data) for message in fast.events] == full
-        assert [message.headers[MSG_ID_HEADER] for message in fast.events] == [event_key(item) for item in full]
+        assert [message.headers[MSG_ID_HEADER] for message in fast.events] == [
+            event_msg_id(message.data, item["stage"]) for message, item in zip(fast.events, full, strict=True)
+        ]
 
 
 def test_an_event_list_with_one_bad_item_is_left_to_the_full_path() -> None:

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=_STREAM_DEFAULTS.duplicate_window_s,
         metavar="SECONDS",
-        help="JetStream drops an event re-sent with the same auditID and stage within this window",
+        help="JetStream drops an event re-sent byte for byte within this window",
     )
     streams.add_argument(
         "--max-age", type=float, default=_STREAM_DEFAULTS.max_age_s, metavar="SECONDS", help="stream retention"
