@@ -185,8 +185,10 @@ def build_app(
     app = web.Application()  # the body limit is enforced by decoding.read_body, on decompressed bytes
     app[_SETTINGS], app[_NC], app[_PUBLISHER] = settings, nc, publisher
     app[_STREAM_MAX_MSG_SIZE] = stream_max_msg_size
-    # Heavy bodies (gzip, over 1 MiB) are decoded here, two at a time: bounded memory, the loop left free.
-    app[_DECODING] = ThreadPoolExecutor(2, thread_name_prefix="webhook-decode")
+    # Heavy bodies (gzip, over 1 MiB) are decoded here, one at a time: the loop is left free, and memory holds one
+    # decoding at most (simdjson's tape of a hostile 64 MiB body of `{},` is ~6x its size). One worker loses little:
+    # the GIL lets only zlib and simdjson run beside the loop anyway.
+    app[_DECODING] = ThreadPoolExecutor(1, thread_name_prefix="webhook-decode")
     app.on_cleanup.append(_stop_decoding)
     app.router.add_route("*", "/events", _events)
     app.router.add_get("/healthz", _healthz)
