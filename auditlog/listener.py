@@ -33,6 +33,7 @@ from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
 
+_REFUSAL_LOG_INTERVAL_S = 10.0
 # A pause after accept() fails for want of descriptors, so the loop does not spin while none are free.
 _ACCEPT_RETRY_S = 0.1
 _REFUSAL = (
@@ -239,6 +240,8 @@ class GuardedSite(web.BaseSite):
         self._idle: dict[_Connection, None] = {}  # no request in progress
         self._active: set[_Connection] = set()  # a request in progress, or closing
         self._tracker: _Tracker | None = None
+        self._refused = 0
+        self._next_refusal_log = 0.0
 
     @property
     def name(self) -> str:
@@ -302,6 +305,15 @@ class GuardedSite(web.BaseSite):
                 continue
             if self.connections >= self.limits.max_connections and not self._close_idlest():
                 _refuse(sock, tls=self._ssl_context is not None)
+                self._refused += 1
+                if loop.time() >= self._next_refusal_log:  # a line now and then, not one per connection
+                    self._next_refusal_log = loop.time() + _REFUSAL_LOG_INTERVAL_S
+                    log.warning(
+                        "%s: all %d connections are busy with requests; refused %d so far (--max-connections)",
+                        self.name,
+                        self.limits.max_connections,
+                        self._refused,
+                    )
                 continue
             opening = asyncio.ensure_future(self._open(sock))
             self._opening[opening] = None
@@ -334,6 +346,9 @@ class GuardedSite(web.BaseSite):
             task.cancel()  # its socket is closed as the task ends
             return True
         for connection in self._idle:
+            assert connection.transport is not None
+            if connection.transport.get_write_buffer_size():
+                continue  # still sending the answer to its last request
             del self._idle[connection]
             self._active.add(connection)  # still holds its socket until `_lost`
             log.debug("closing connection from %s: idle the longest at the connection cap", connection.peer)

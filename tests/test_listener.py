@@ -27,6 +27,13 @@ async def _hello(request: web.Request) -> web.Response:
     return web.Response(text=f"read {len(await request.read())} bytes")
 
 
+BIG = 32 * 1024 * 1024  # more than the kernel buffers hold: the answer waits in the transport for a slow reader
+
+
+async def _big(request: web.Request) -> web.Response:
+    return web.Response(body=b"x" * BIG)
+
+
 @dataclass
 class Served:
     site: GuardedSite
@@ -57,6 +64,7 @@ def _serving_context() -> ssl.SSLContext:
 async def _serve(tls: bool, limits: ListenerLimits = LIMITS) -> AsyncIterator[Served]:
     app = web.Application()
     app.router.add_route("*", "/", _hello)
+    app.router.add_get("/big", _big)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     context = _serving_context() if tls else None
@@ -102,6 +110,19 @@ async def test_idle_connections_past_the_cap_never_hold_more_and_a_request_still
     assert await plain.get() == (200, "read 10 bytes")
     for _, writer in idle:
         writer.close()
+
+
+async def test_a_connection_still_sending_its_answer_is_not_closed_to_make_room(plain: Served) -> None:
+    reader, writer = await _connect(plain)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and not read yet
+    await eventually(lambda: len(plain.site._idle) == 1, "the handler to have answered")
+    crowd = [await _connect(plain) for _ in range(3 * CAP)]
+    await eventually(lambda: plain.site.connections <= CAP, "the listener to hold no more than its cap")
+    async with asyncio.timeout(30):
+        await reader.readuntil(b"\r\n\r\n")
+        assert len(await reader.readexactly(BIG)) == BIG
+    for _, other in (*crowd, (reader, writer)):
+        other.close()
 
 
 async def test_when_every_connection_is_busy_the_next_one_gets_503_then_is_served_once_bodies_time_out(
