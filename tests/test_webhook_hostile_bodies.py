@@ -4,6 +4,7 @@ before the work it bounds, in time linear in its size, off the event loop; other
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import logging
 import time
@@ -18,6 +19,7 @@ from webhook_support import JSON, Running, event_list, running_webhook
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
 from activity.natsd import NatsServer
+from ingest.webhook.collector import collector_paused
 from ingest.webhook.decoding import MAX_GZIP_MEMBERS, BadRequest, event_list_items, gunzip, plain_items
 
 GZIP = {**JSON, "Content-Encoding": "gzip"}
@@ -145,3 +147,14 @@ async def test_an_upload_aborted_midway_is_one_log_line(webhook: Running, caplog
     assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in logged)
     status, _ = await webhook.post(event_list([]))
     assert status == 200
+
+
+def test_the_collector_comes_back_only_when_the_last_overlapping_sort_ends() -> None:
+    assert gc.isenabled()
+    first, second = collector_paused(), collector_paused()
+    first.__enter__()
+    second.__enter__()  # e.g. a heavy body in the worker while a small one is sorted on the loop
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

@@ -8,13 +8,9 @@ itself is wrong (a retry cannot), and a bad item is dead-lettered rather than fa
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -23,6 +19,7 @@ from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ingest.webhook import metrics
+from ingest.webhook.collector import collector_paused
 from ingest.webhook.decoding import (
     Aborted,
     BadRequest,
@@ -77,39 +74,12 @@ def _message_limit(max_payload: int, stream_max_msg_size: int) -> int:
     return min(max_payload, stream_max_msg_size) if stream_max_msg_size > 0 else max_payload
 
 
-_collector = threading.Lock()
-_sorting = 0  # bodies being sorted, on the loop or in a worker
-_collector_was_enabled = False
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while any body is sorted, back on (if it was) once the last one is done:
-    `gc.disable` is for the whole process, and bodies are sorted on the loop and in workers at once."""
-    global _sorting, _collector_was_enabled
-    with _collector:
-        if _sorting == 0:
-            _collector_was_enabled = gc.isenabled()
-            gc.disable()
-        _sorting += 1
-    try:
-        yield
-    finally:
-        with _collector:
-            _sorting -= 1
-            if _sorting == 0 and _collector_was_enabled:
-                gc.enable()
-
-
 def _sort_body(body: Body, settings: WebhookSettings, max_payload: int) -> tuple[int, Sorted]:
     """(items received, what to publish): without building the items when all are storable (the common case),
     else parsed whole. Parsed items die here, freed by reference counting, so that the garbage collector never
-    walks them while the batch waits for its PubAcks."""
-    # Parsed whole, one EventList is ~50 objects per item, which with the default thresholds makes the cyclic
-    # garbage collector run (and walk them, and the heap) dozens of times per body: measured as half the parse time.
-    # A JSON tree holds no cycles, so nothing here needs it.
+    walks them while the batch waits for its PubAcks (nor runs while they are built: `collector`)."""
     where = {"subject": settings.subject, "dead_letter_subject": settings.dead_letter_subject}
-    with _collector_paused():
+    with collector_paused():
         data = decoded(body, settings.max_body_bytes)
         plain = plain_items(data, settings.max_items)
         if plain is not None:
