@@ -41,6 +41,7 @@ from apiserver.http.openapi import CreateOnlyApi, OpenApiHandlers
 from apiserver.http.tracing import TracingConfiguration, tracer_provider
 from apiserver.http.tracing import middleware as tracing_middleware
 from auditlog.config import StoreConfig
+from auditlog.listener import GuardedSite, ListenerLimits
 from auditlog.storage import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class ApiServerSettings:
     store_workers: int = DEFAULT_STORE_WORKERS  # queries that may run in the store at once; more wait for one
     # Extra hosts for a generated serving certificate (the Service DNS name, a node IP, ...).
     self_signed_hosts: tuple[str, ...] = SELF_SIGNED_HOSTS
+    listener: ListenerLimits = field(default_factory=ListenerLimits)  # each listener: connection cap, timeouts
 
 
 class MeasuredStore(Store):
@@ -185,13 +187,13 @@ def build_app(
 
 
 async def _listen(
-    app: web.Application, host: str, port: int, context: ssl.SSLContext | None
+    app: web.Application, host: str, port: int, context: ssl.SSLContext | None, limits: ListenerLimits
 ) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(
         app, access_log_class=AccessLogger, access_log=logging.getLogger(ACCESS_LOGGER), handle_signals=False
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=context, backlog=1024)
+    site = GuardedSite(runner, host, port, limits=limits, ssl_context=context, backlog=1024)
     await site.start()
     return runner, int(runner.addresses[0][1])
 
@@ -216,11 +218,13 @@ async def start_apiserver(settings: ApiServerSettings, store_config: StoreConfig
         lambda: handle.stopping,
     )
     try:
-        runner, handle.port = await _listen(app, settings.bind_address, settings.secure_port, context)
+        runner, handle.port = await _listen(
+            app, settings.bind_address, settings.secure_port, context, settings.listener
+        )
         handle._runners.append(runner)
         if settings.metrics_port is not None:
             runner, handle.metrics_port = await _listen(
-                metrics.app(), settings.bind_address, settings.metrics_port, None
+                metrics.app(), settings.bind_address, settings.metrics_port, None, settings.listener
             )
             handle._runners.append(runner)
     except BaseException:

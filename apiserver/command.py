@@ -29,6 +29,7 @@ from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
 from auditlog.config import ConfigError, parse_store_dsn
 from auditlog.durations import DurationError, parse_timedelta
+from auditlog.listener import add_listener_arguments, listener_limits
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Unset: a random key per process",
     )
     add_auth_arguments(parser)
+    add_listener_arguments(parser, tls=True)
 
 
 def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
@@ -134,6 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
         max_requests_inflight=args.max_requests_inflight,
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,
         store_workers=args.store_workers,
+        listener=listener_limits(args),
     )
 
 

@@ -47,14 +47,36 @@ _REUSED_UP_TO = 4 << 20
 def valid_json(data: bytes) -> bool:
     """Whether `data` is one JSON document that every parser downstream reads alike: strict syntax, valid UTF-8,
     no number beyond a double or a 64-bit integer, nesting within 1024 levels."""
-    parser = getattr(_parsers, "parser", None) if len(data) <= _REUSED_UP_TO else simdjson.Parser()
-    if parser is None:
-        parser = _parsers.parser = simdjson.Parser()
     try:
-        parser.parse(data)  # the root proxy is dropped at once, so the parser can take the next document
+        _parser_for(data).parse(data)  # the root proxy is dropped at once, so the parser can take the next document
     except (ValueError, RuntimeError, UnicodeDecodeError):
         return False
     return True
+
+
+def _parser_for(data: bytes) -> simdjson.Parser:
+    parser = getattr(_parsers, "parser", None) if len(data) <= _REUSED_UP_TO else simdjson.Parser()
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    return parser
+
+
+# simdjson counts an array's elements on its tape up to this; a longer array reads as this length.
+ARRAY_LENGTH_SATURATES = 0xFFFFFF
+
+
+def array_length(data: bytes, key: str) -> int | None:
+    """None when `data` is not `valid_json`; else the length of the array at `key` of its top-level object (0 when
+    there is none). One parse answers both, and the array's elements are never built as Python objects: a body of
+    millions of tiny items is measured before anything pays for them."""
+    try:
+        doc = _parser_for(data).parse(data)
+    except (ValueError, RuntimeError, UnicodeDecodeError):
+        return None
+    value = doc.get(key) if isinstance(doc, simdjson.Object) else None
+    length = len(value) if isinstance(value, simdjson.Array) else 0
+    del doc, value  # the proxies go before the parser takes the next document
+    return length
 
 
 def storable(data: bytes | msgspec.Raw) -> tuple[str, str] | None:

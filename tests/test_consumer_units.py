@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from activity.cli import apply_env_defaults, build_parser
 from activity.loadgen.events import EventGenerator
-from auditlog.events import event_key
 from auditlog.storage import StoreError
 from ingest.consumer.command import add_arguments, settings_from
 from ingest.consumer.consumer import _OLDER_GC_PASSES, _OlderGCPasses
@@ -24,6 +23,7 @@ from ingest.consumer.puller import Delivery, delivery
 from ingest.consumer.screening import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, Filtered, Poison, Row, screen
 from ingest.consumer.settings import ConsumerSettings, SettingsError
 from ingest.consumer.sink import Backoff, cluster_of, is_data_error
+from ingest.msgid import event_msg_id
 
 STAGES = frozenset({"ResponseComplete"})
 EVENTS = list(EventGenerator().events(20))
@@ -57,7 +57,10 @@ def test_a_stage_we_do_not_store_is_filtered_by_its_message_id_before_parsing() 
     assert screen(b"{not json", STAGES, 1 << 20, "4f1c-RequestReceived") == Filtered("RequestReceived")
     # What is kept is still parsed and checked, whatever its id says; an id of no stage changes nothing.
     payload = orjson.dumps(COMPLETE[0])
-    assert screen(payload, STAGES, 1 << 20, event_key(COMPLETE[0])) == Row(payload)
+    assert screen(payload, STAGES, 1 << 20, event_msg_id(payload, "ResponseComplete")) == Row(payload)
+    assert screen(b"{not json", STAGES, 1 << 20, event_msg_id(b"{not json", "RequestReceived")) == Filtered(
+        "RequestReceived"
+    )
     assert screen(b"{not json", STAGES, 1 << 20, "4f1c-ResponseComplete") == screen(b"{not json", STAGES, 1 << 20)
     assert isinstance(screen(b"{not json", STAGES, 1 << 20, "deadletter-4f1c"), Poison)
     assert screen(b"x" * 300, STAGES, 200, "4f1c-RequestReceived") == screen(b"x" * 300, STAGES, 200)

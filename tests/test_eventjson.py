@@ -20,7 +20,8 @@ from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, event_key, problem
 from auditlog.fields import STAGES
 from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
 from ingest.jetstream import MSG_ID_HEADER
-from ingest.webhook.decoding import event_list_items, plain_items
+from ingest.msgid import event_msg_id
+from ingest.webhook.decoding import BadRequest, event_list_items, plain_items
 from ingest.webhook.messages import Sorted, sort_plain
 
 EVENTS = list(EventGenerator().events(200))
@@ -157,7 +158,9 @@ def test_generated_traffic_takes_the_fast_path_byte_for_byte() -> None:
         assert fast is not None and not fast.dead_letters
         full = event_list_items(batch.body, max_items=1000)
         assert [orjson.loads(message.data) for message in fast.events] == full
-        assert [message.headers[MSG_ID_HEADER] for message in fast.events] == [event_key(item) for item in full]
+        assert [message.headers[MSG_ID_HEADER] for message in fast.events] == [
+            event_msg_id(message.data, item["stage"]) for message, item in zip(fast.events, full, strict=True)
+        ]
 
 
 def test_an_event_list_with_one_bad_item_is_left_to_the_full_path() -> None:
@@ -181,7 +184,8 @@ def test_a_body_the_full_path_refuses_is_left_to_it_to_word_the_400(body: bytes)
     assert plain_items(body, max_items=1000) is None
 
 
-def test_too_many_items_are_left_to_the_full_path() -> None:
+def test_too_many_items_are_refused_before_any_is_built() -> None:
     body = json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": EVENTS[:3]}).encode()
-    assert plain_items(body, max_items=2) is None
+    with pytest.raises(BadRequest, match="EventList has 3 items, at most 2"):
+        plain_items(body, max_items=2)
     assert _fast(body, max_items=3) is not None

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 from consumer_support import drained, running, stored_keys
 from nats.aio.client import Client as NATS
 from polling import eventually
-from webhook_support import stored
+from webhook_support import msg_ids, stored
 
 from activity.loadgen.batches import TrafficPlan, items
 from activity.loadgen.sender import Delivery, send
 from activity.natsd import NatsServer
-from auditlog.events import event_key
 from auditlog.storage import Store
 from ingest.jetstream import DEAD_LETTER_STREAM, MSG_ID_HEADER, STREAM, connect
 from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook
@@ -48,8 +48,11 @@ async def test_valid_events_stored_once_malformed_dead_lettered(nc: NATS, webhoo
     delivery = Delivery(url=f"{webhook.url}/events", concurrency=3)
     summary = await send(plan, delivery)
     assert summary.ok and summary.events == 601 and summary.malformed > 0
-    expected = [event_key(item) for item, kind in items(plan) if kind is None]
-    assert sorted(await _msg_ids(nc, STREAM)) == sorted(expected)
+    messages = await stored(nc, STREAM)
+    sent, expected = msg_ids(messages)
+    assert sent == expected
+    valid = [(item["auditID"], item["stage"]) for item, kind in items(plan) if kind is None]
+    assert sorted((e["auditID"], e["stage"]) for e in (orjson.loads(m.data) for m in messages)) == sorted(valid)
     dead = await _msg_ids(nc, DEAD_LETTER_STREAM)
     assert len(dead) == summary.dead_lettered == summary.malformed  # the receiver's own count
 

@@ -4,11 +4,13 @@ its batch, and the in-flight window is always given back."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 
 from activity.natsd import NatsServer
@@ -84,4 +86,27 @@ async def test_no_stream_for_the_subject_is_unavailable_at_once(nc: NATS) -> Non
     with pytest.raises(JetStreamUnavailable, match="no responders"):
         await asyncio.wait_for(publisher.publish(lost), 2.0)
     assert publisher.in_flight == 0
+    await publisher.stop()
+
+
+class _StallsBeforeTheLastPubAck(PipelinedPublisher):
+    """A loop stalled (by any other work) past the batch deadline while the last PubAck waits to be counted: the
+    deadline and the PubAck then land in the same turn of the loop, the PubAck first."""
+
+    def __init__(self, nc: NATS, stall_s: float) -> None:
+        super().__init__(nc, batch_timeout_s=stall_s / 2, max_in_flight=1000)
+        self._stall_s = stall_s
+
+    async def _on_reply(self, msg: Msg) -> None:
+        if all(batch.remaining == 1 for batch in self._pending.values()):
+            time.sleep(self._stall_s)  # noqa: ASYNC251 - blocks the loop on purpose, as a heavy request would
+            await asyncio.sleep(0)  # the deadline is now due: the timer joins the turn the PubAck is counted in
+        await super()._on_reply(msg)
+
+
+async def test_a_batch_stored_while_the_loop_stalled_past_its_deadline_is_a_success(nc: NATS) -> None:
+    publisher = _StallsBeforeTheLastPubAck(nc, stall_s=1.0)
+    await publisher.start()
+    outcome = await publisher.publish(messages("stalled", 40))  # was: "0 of 40 PubAcks still missing"
+    assert (outcome.stored, await stored(nc), publisher.in_flight) == (40, 40, 0)
     await publisher.stop()

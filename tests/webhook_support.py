@@ -15,7 +15,8 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from activity.natsd import NatsServer
-from ingest.jetstream import connect
+from ingest.jetstream import MSG_ID_HEADER, connect
+from ingest.msgid import event_msg_id
 from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook
 
 JSON = {"Content-Type": "application/json"}
@@ -76,6 +77,14 @@ async def stored(nc: NATS, stream: str) -> list[Msg]:
         return messages
     finally:
         await sub.unsubscribe()
+
+
+def msg_ids(messages: list[Msg]) -> tuple[list[str], list[str]]:
+    """(the Nats-Msg-Id of each stored event, the id the webhook must have given its bytes), to compare."""
+    return (
+        [(m.headers or {}).get(MSG_ID_HEADER, "") for m in messages],
+        [event_msg_id(m.data, orjson.loads(m.data)["stage"]) for m in messages],
+    )
 
 
 async def status_of(webhook: Running, path: str) -> int:

@@ -25,11 +25,11 @@ from activity.bench.raw import RawError, publish_pipelined, pull_and_ack, pull_c
 from activity.loadgen.batches import MAX_BATCH, Batch, event_list
 from activity.loadgen.sender import Delivery, post_batches
 from auditlog.config import parse_store_dsn
-from auditlog.events import event_key
 from auditlog.schema import migrate
 from auditlog.storage import Store
 from ingest.consumer.settings import ACK_PENDING_PER_BATCH, DEFAULT_BATCH_EVENTS, ConsumerSettings
 from ingest.jetstream import STREAM, StreamSettings, ensure_stream, events_subject
+from ingest.msgid import event_msg_id
 
 CLUSTER = "bench"
 SUBJECT = events_subject(CLUSTER)
@@ -91,7 +91,7 @@ def load_events(config: PartConfig) -> list[bytes]:
 
 
 def message_ids(events: list[bytes]) -> list[str]:
-    return [event_key(orjson.loads(e)) for e in events]
+    return [event_msg_id(e, orjson.loads(e)["stage"]) for e in events]
 
 
 async def _stream_messages(nc: NATS) -> int:

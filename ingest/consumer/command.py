@@ -13,6 +13,7 @@ from nats.aio.client import Client as NATS
 
 from auditlog.config import ConfigError, StoreConfig, parse_store_dsn
 from auditlog.fields import STAGES
+from auditlog.listener import DEFAULT_LIMITS, ListenerLimits, add_listener_arguments, listener_limits
 from auditlog.storage import Store
 from ingest.consumer.consumer import Consumer
 from ingest.consumer.probes import parse_listen, start_probes
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=D.shutdown_grace_s,
         help="on SIGTERM, how long to keep retrying a failing store before handing the batch back",
     )
+    add_listener_arguments(parser)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -94,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
         config = parse_store_dsn(args.store)
         listen = parse_listen(args.listen) if args.listen else None
+        limits = listener_limits(args)
     except (SettingsError, ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(settings, args.nats_url, config, listen))
+    return asyncio.run(serve(settings, args.nats_url, config, listen, limits))
 
 
 async def _connect(url: str, stopping: asyncio.Event) -> NATS | None:
@@ -113,7 +116,13 @@ async def _connect(url: str, stopping: asyncio.Event) -> NATS | None:
     return None
 
 
-async def serve(settings: ConsumerSettings, nats_url: str, config: StoreConfig, listen: tuple[str, int] | None) -> int:
+async def serve(
+    settings: ConsumerSettings,
+    nats_url: str,
+    config: StoreConfig,
+    listen: tuple[str, int] | None,
+    limits: ListenerLimits = DEFAULT_LIMITS,
+) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     consumer: Consumer | None = None
@@ -134,7 +143,7 @@ async def serve(settings: ConsumerSettings, nats_url: str, config: StoreConfig, 
             consumer = Consumer(settings, nc, store)
             if stopping.is_set():
                 consumer.stop()
-            runner = await start_probes(consumer, *listen) if listen else None
+            runner = await start_probes(consumer, *listen, limits) if listen else None
             log.info("consuming %s/%s into %s", settings.stream, settings.durable, config.describe())
             try:
                 await consumer.run()

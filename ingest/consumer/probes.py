@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from auditlog.listener import DEFAULT_LIMITS, GuardedSite, ListenerLimits
 from ingest.consumer.consumer import Consumer
 
 CONSUMER_KEY = web.AppKey("consumer", Consumer)
@@ -42,8 +43,10 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-async def start_probes(consumer: Consumer, host: str, port: int) -> web.AppRunner:
+async def start_probes(
+    consumer: Consumer, host: str, port: int, limits: ListenerLimits = DEFAULT_LIMITS
+) -> web.AppRunner:
     runner = web.AppRunner(probe_app(consumer), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await GuardedSite(runner, host, port, limits=limits).start()
     return runner

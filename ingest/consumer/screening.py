@@ -11,6 +11,7 @@ import orjson
 from auditlog.eventjson import loads_exact, storable, valid_json
 from auditlog.events import problem
 from auditlog.fields import STAGES
+from ingest.msgid import stage_named
 
 # Dead-letter reasons: the label of the dead-lettered metric and the start of the reason header.
 OVERSIZE: Final = "oversize"
@@ -50,12 +51,12 @@ Verdict = Row | Filtered | Poison
 
 
 def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id: str | None = None) -> Verdict:
-    """`msg_id` is the message's Nats-Msg-Id, `<auditID>-<stage>` (event_key) as the webhook sends it: a stage we
-    do not store is filtered by it without parsing the payload (half of what kube-apiserver sends)."""
+    """`msg_id` is the message's Nats-Msg-Id, which names the stage (ingest.msgid) as the webhook sends it: a stage
+    we do not store is filtered by it without parsing the payload (half of what kube-apiserver sends)."""
     if len(payload) > max_event_bytes:
         return Poison(OVERSIZE, f"event is {len(payload)} bytes, over the {max_event_bytes}-byte limit")
     if msg_id is not None:
-        named = msg_id[msg_id.rfind("-") + 1 :]
+        named = stage_named(msg_id)
         if named in STAGES and named not in stages:
             return Filtered(named)
     # Rows are stored one per line and read back as tab-separated lines: raw whitespace between JSON tokens

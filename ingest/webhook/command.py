@@ -10,6 +10,7 @@ import sys
 
 from nats.errors import Error as NatsError
 
+from auditlog.listener import add_listener_arguments, listener_limits
 from ingest.jetstream import STREAM, StreamSettings, connect
 from ingest.webhook.service import start_webhook
 from ingest.webhook.settings import WebhookSettings
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=_STREAM_DEFAULTS.duplicate_window_s,
         metavar="SECONDS",
-        help="JetStream drops an event re-sent with the same auditID and stage within this window",
+        help="JetStream drops an event re-sent byte for byte within this window",
     )
     streams.add_argument(
         "--max-age", type=float, default=_STREAM_DEFAULTS.max_age_s, metavar="SECONDS", help="stream retention"
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--max-in-flight", type=int, default=_DEFAULTS.max_in_flight, help="PubAcks outstanding at most"
     )
+    add_listener_arguments(parser)
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log lines at or above"
     )
@@ -99,6 +101,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         max_items=args.max_items,
         publish_timeout_s=args.publish_timeout,
         max_in_flight=args.max_in_flight,
+        listener=listener_limits(args),
     )
 
 

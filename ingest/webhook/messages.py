@@ -3,7 +3,6 @@ as a dead letter carrying the reason. One bad item never decides the fate of the
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,21 +12,17 @@ import msgspec
 import orjson
 
 from auditlog.eventjson import identity
-from auditlog.events import event_key, key_of, problem
+from auditlog.events import problem
 from ingest.jetstream import MSG_ID_HEADER, dead_letter
+from ingest.msgid import dead_letter_msg_id, event_msg_id
 from ingest.webhook.settings import SOURCE
 
-# Bytes a message needs besides its body and Nats-Msg-Id value: the `NATS/1.0` line, header names, separators.
-# nats-server counts headers + body against max_payload.
-_HEADER_OVERHEAD = 64
-
-# A Nats-Msg-Id longer than this is not an auditID kube-apiserver wrote (those are UUIDs); nats-server refuses
-# headers over 64 KiB, which would fail the whole batch on every retry.
-MAX_KEY_BYTES = 1024
+# Bytes a message needs besides its body: the `NATS/1.0` line, the Nats-Msg-Id header (a 64-digit hash and the
+# stage), separators. nats-server counts headers + body against max_payload.
+_HEADER_OVERHEAD = 128
 
 # Dead-letter reasons, as metrics labels (the header carries the full sentence).
 INVALID = "invalid_event"
-KEY_TOO_LONG = "audit_id_too_long"
 TOO_LARGE = "too_large"
 UNENCODABLE = "unencodable"
 
@@ -89,26 +84,20 @@ def _dump_any(item: Any) -> bytes:
 
 def _dead_letter(payload: bytes, reason: str, *, subject: str, original_subject: str) -> Outgoing:
     data, headers = dead_letter(payload, reason=reason, source=SOURCE, original_subject=original_subject)
-    # The same bad item re-sent in a retried batch is the same dead letter: JetStream keeps one.
-    digest = hashlib.blake2b(payload, digest_size=16)
-    digest.update(reason.encode())
-    headers[MSG_ID_HEADER] = f"deadletter-{digest.hexdigest()}"
+    headers[MSG_ID_HEADER] = dead_letter_msg_id(payload, reason)
     return Outgoing(subject, data, headers)
 
 
-def _route(out: Sorted, payload: bytes, key: str, *, subject: str, dead_letter_subject: str, max_payload: int) -> None:
-    """A storable event to publish, unless NATS could not take its Nats-Msg-Id or its size."""
-    key_bytes = len(key.encode())
-    if key_bytes > MAX_KEY_BYTES:
-        code, why = KEY_TOO_LONG, f"auditID and stage make a {key_bytes}-byte key; at most {MAX_KEY_BYTES}"
-    elif len(payload) + key_bytes + _HEADER_OVERHEAD > max_payload:
-        code = TOO_LARGE
+def _route(
+    out: Sorted, payload: bytes, stage: str, *, subject: str, dead_letter_subject: str, max_payload: int
+) -> None:
+    """A storable event to publish, unless NATS could not take its size."""
+    if len(payload) + _HEADER_OVERHEAD > max_payload:
         why = f"event of {len(payload)} bytes is over the {max_payload}-byte message limit of NATS"
-    else:
-        out.events.append(Outgoing(subject, payload, {MSG_ID_HEADER: key}))
+        out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
+        out.dead_letter_reasons[TOO_LARGE] += 1
         return
-    out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
-    out.dead_letter_reasons[code] += 1
+    out.events.append(Outgoing(subject, payload, {MSG_ID_HEADER: event_msg_id(payload, stage)}))
 
 
 def sort_plain(
@@ -124,7 +113,7 @@ def sort_plain(
         _route(
             out,
             bytes(raw),
-            key_of(*storable),
+            storable[1],
             subject=subject,
             dead_letter_subject=dead_letter_subject,
             max_payload=max_payload,
@@ -149,7 +138,7 @@ def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_
                 _route(
                     out,
                     payload,
-                    event_key(item),
+                    item["stage"],
                     subject=subject,
                     dead_letter_subject=dead_letter_subject,
                     max_payload=max_payload,

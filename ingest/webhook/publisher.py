@@ -145,9 +145,13 @@ class PipelinedPublisher:
                     await self._nc.publish(message.subject, message.data, reply, message.headers)
                 await batch.done
         except TimeoutError:
-            raise JetStreamUnavailable(
-                f"{batch.remaining} of {len(messages)} PubAcks still missing after {self._timeout:g}s"
-            ) from None
+            # The deadline and the last PubAck can land in the same turn of a stalled loop, the PubAck first: the
+            # batch is then stored, and only the wake-up lost the race. Its outcome, not the timer, decides.
+            if not batch.done.done() or batch.done.cancelled():
+                raise JetStreamUnavailable(
+                    f"{batch.remaining} of {len(messages)} PubAcks still missing after {self._timeout:g}s"
+                ) from None
+            batch.done.result()  # a refusal that came first is still a refusal
         except NatsError as err:
             raise JetStreamUnavailable(f"publishing to NATS failed: {type(err).__name__}: {err}") from None
         finally:

@@ -7,9 +7,10 @@ itself is wrong (a retry cannot), and a bad item is dead-lettered rather than fa
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -18,7 +19,17 @@ from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ingest.webhook import metrics
-from ingest.webhook.decoding import BadRequest, check_content_type, event_list_items, plain_items, read_body
+from ingest.webhook.collector import collector_paused
+from ingest.webhook.decoding import (
+    Aborted,
+    BadRequest,
+    Body,
+    check_content_type,
+    decoded,
+    event_list_items,
+    plain_items,
+    read_body,
+)
 from ingest.webhook.messages import Sorted, sort_items, sort_plain
 from ingest.webhook.publisher import JetStreamUnavailable, PipelinedPublisher
 from ingest.webhook.settings import WebhookSettings
@@ -29,6 +40,7 @@ _SETTINGS = web.AppKey("settings", WebhookSettings)
 _NC = web.AppKey("nc", NATS)
 _PUBLISHER = web.AppKey("publisher", PipelinedPublisher)
 _STREAM_MAX_MSG_SIZE = web.AppKey("stream_max_msg_size", int)
+_DECODING = web.AppKey("decoding", ThreadPoolExecutor)
 _REASONS = {400: "BadRequest", 405: "MethodNotAllowed", 415: "UnsupportedMediaType", 503: "ServiceUnavailable"}
 
 
@@ -62,27 +74,20 @@ def _message_limit(max_payload: int, stream_max_msg_size: int) -> int:
     return min(max_payload, stream_max_msg_size) if stream_max_msg_size > 0 else max_payload
 
 
-def _sort_body(body: bytes, settings: WebhookSettings, *, max_payload: int) -> tuple[int, Sorted]:
+def _sort_body(body: Body, settings: WebhookSettings, max_payload: int) -> tuple[int, Sorted]:
     """(items received, what to publish): without building the items when all are storable (the common case),
     else parsed whole. Parsed items die here, freed by reference counting, so that the garbage collector never
-    walks them while the batch waits for its PubAcks."""
-    # Parsed whole, one EventList is ~50 objects per item, which with the default thresholds makes the cyclic
-    # garbage collector run (and walk them, and the heap) dozens of times per body: measured as half the parse time.
-    # A JSON tree holds no cycles, so nothing here needs it.
-    enabled = gc.isenabled()
-    gc.disable()
+    walks them while the batch waits for its PubAcks (nor runs while they are built: `collector`)."""
     where = {"subject": settings.subject, "dead_letter_subject": settings.dead_letter_subject}
-    try:
-        plain = plain_items(body, settings.max_items)
+    with collector_paused():
+        data = decoded(body, settings.max_body_bytes)
+        plain = plain_items(data, settings.max_items)
         if plain is not None:
             fast = sort_plain(plain, **where, max_payload=max_payload)
             if fast is not None:
                 return len(plain), fast
-        items = event_list_items(body, settings.max_items)
+        items = event_list_items(data, settings.max_items, counted=plain is not None)
         return len(items), sort_items(items, **where, max_payload=max_payload)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def _answer_events(request: web.Request) -> web.Response:
@@ -92,10 +97,15 @@ async def _answer_events(request: web.Request) -> web.Response:
     try:
         check_content_type(request)
         body = await read_body(request, settings.max_body_bytes)
-        received, sorted_items = _sort_body(
-            body, settings, max_payload=_message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE])
-        )
+        limit = _message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE])
+        if body.heavy:  # the loop keeps serving other requests meanwhile
+            work = asyncio.get_running_loop().run_in_executor(request.app[_DECODING], _sort_body, body, settings, limit)
+            received, sorted_items = await work
+        else:
+            received, sorted_items = _sort_body(body, settings, limit)
     except BadRequest as err:
+        if isinstance(err, Aborted):
+            log.info("request from %s: %s", request.remote, err.message)
         return _reject(err.status, err.reason, err.message)
     metrics.RECEIVED.inc(received)
     publisher = request.app[_PUBLISHER]
@@ -121,6 +131,10 @@ async def _answer_events(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(summary), content_type="application/json")
 
 
+async def _stop_decoding(app: web.Application) -> None:
+    app[_DECODING].shutdown(wait=False, cancel_futures=True)
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -141,6 +155,11 @@ def build_app(
     app = web.Application()  # the body limit is enforced by decoding.read_body, on decompressed bytes
     app[_SETTINGS], app[_NC], app[_PUBLISHER] = settings, nc, publisher
     app[_STREAM_MAX_MSG_SIZE] = stream_max_msg_size
+    # Heavy bodies (gzip, over 1 MiB) are decoded here, one at a time: the loop is left free, and memory holds one
+    # decoding at most (simdjson's tape of a hostile 64 MiB body of `{},` is ~6x its size). One worker loses little:
+    # the GIL lets only zlib and simdjson run beside the loop anyway.
+    app[_DECODING] = ThreadPoolExecutor(1, thread_name_prefix="webhook-decode")
+    app.on_cleanup.append(_stop_decoding)
     app.router.add_route("*", "/events", _events)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

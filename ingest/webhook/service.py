@@ -11,6 +11,7 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
+from auditlog.listener import GuardedSite
 from ingest.jetstream import DEAD_LETTER_SETTINGS, ensure_stream
 from ingest.webhook import metrics
 from ingest.webhook.publisher import PipelinedPublisher
@@ -81,7 +82,7 @@ async def start_webhook(settings: WebhookSettings, nc: NATS) -> WebhookHandle:
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await GuardedSite(runner, settings.host, settings.port, limits=settings.listener).start()
     except BaseException:  # e.g. the port is taken: leave nothing running behind
         await runner.cleanup()
         await publisher.stop()

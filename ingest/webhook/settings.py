@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from auditlog.listener import ListenerLimits
 from ingest.jetstream import StreamSettings, dead_letter_subject, events_subject
 
 SOURCE = "webhook"  # the dead-letter source name: audit.deadletter.webhook.<cluster>
@@ -26,6 +27,7 @@ class WebhookSettings:
     max_items: int = 20_000
     publish_timeout_s: float = 10.0  # kube-apiserver's own webhook timeout is 30 s: answer 503 well before it
     max_in_flight: int = 4096  # PubAcks outstanding across all requests (measured fast, bounded memory)
+    listener: ListenerLimits = field(default_factory=ListenerLimits)  # connection cap, header/body timeouts
 
     def __post_init__(self) -> None:
         if not _CLUSTER_TOKEN.fullmatch(self.cluster):
