@@ -1,9 +1,10 @@
 """POST /apis/activity.miloapis.com/v1alpha1/auditlogqueries: the create handler, following the request.
 
 Negotiate the answer's media type (406) → check the create options (422 on CreateOptions) → read the body as
-JSON or YAML (415, 400) → check it against the AuditLogQuery schema (fieldValidation: unknown and duplicate
-fields; wrong types are 422) → name it (generateName) → run the query as the caller (InvalidQuery → 422,
-unusable scope → 403) → 201 with the object, whose `status.results` are the stored events spliced in as bytes.
+JSON or YAML (415, 413, 400; a large body off the event loop) → check it against the AuditLogQuery schema
+(fieldValidation: unknown and duplicate fields; wrong types are 422) → name it (generateName) → run the query as
+the caller (InvalidQuery → 422, unusable scope → 403) → 201 with the object, whose `status.results` are the stored
+events spliced in as bytes.
 Nothing is stored, so there is no uid or resourceVersion.
 """
 
@@ -19,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 from multidict import MultiMapping
 
@@ -181,12 +181,15 @@ class AuditLogQueryResource:
         body_type = media_type(request.headers.get("Content-Type", "")) or JSON
         if body_type not in decoding.MEDIA_TYPES:
             raise unsupported_media_type(body_type, decoding.MEDIA_TYPES)
-        document = decoding.decode(await request.read(), body_type)
+        body = await request.read()
+        document = await decoding.off_loop(len(body), decoding.decode, body, body_type)
         if not isinstance(document, dict):
             raise bad_request(f"the request body must be one {KIND} object, not {json.dumps(document)[:40]}")
         self._check_type_meta(document)
 
-        obj, problems = decoding.conform(document, self.schemas[AUDIT_LOG_QUERY], self.schemas)
+        obj, problems = await decoding.off_loop(
+            len(body), decoding.conform, document, self.schemas[AUDIT_LOG_QUERY], self.schemas
+        )
         field_messages = problems.field_messages()
         if field_messages and validation == "Strict":
             raise bad_request("strict decoding error: " + ", ".join(field_messages))
@@ -209,7 +212,7 @@ class AuditLogQueryResource:
             full = head | {"status": status}
             return web.Response(
                 status=201,
-                body=yaml.safe_dump(full, sort_keys=False).encode(),
+                body=await decoding.off_loop(len(result.results_json), decoding.dump_yaml, full),
                 content_type=YAML,
                 headers=headers,
             )
