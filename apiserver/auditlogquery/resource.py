@@ -33,12 +33,13 @@ from apiserver.auditlogquery.definitions import (
 )
 from apiserver.auditlogquery.errors import FieldError, InvalidQuery
 from apiserver.auditlogquery.scope import ScopeUnresolved
-from apiserver.auditlogquery.service import QueryService
+from apiserver.auditlogquery.service import QueryService, QueryTimedOut
 from apiserver.auditlogquery.types import QueryResult, QuerySpec
 from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import UserInfo
 from apiserver.http import decoding
 from apiserver.http.metrics import ApiMetrics
+from apiserver.http.middlewares import DEADLINE_KEY
 from apiserver.http.negotiation import JSON, YAML, media_type, negotiate
 from apiserver.http.status import (
     bad_request,
@@ -50,6 +51,7 @@ from apiserver.http.status import (
     service_unavailable,
     unsupported_media_type,
 )
+from apiserver.http.status import timeout as timeout_error
 from apiserver.http.tracing import traceparent
 from auditlog.storage import StoreError
 
@@ -201,7 +203,7 @@ class AuditLogQueryResource:
 
         spec = obj.get("spec") or {}
         user: UserInfo = request[USER_KEY]
-        result = await self._execute(_query_spec(spec), user, name)
+        result = await self._execute(_query_spec(spec), user, name, request.get(DEADLINE_KEY))
 
         head = {"kind": KIND, "apiVersion": API_VERSION, "metadata": metadata, "spec": spec}
         headers: dict[str, str] = {}
@@ -229,11 +231,11 @@ class AuditLogQueryResource:
         if kind not in (None, "", KIND):
             raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({KIND})")
 
-    async def _execute(self, spec: QuerySpec, user: UserInfo, name: str) -> QueryResult:
+    async def _execute(self, spec: QuerySpec, user: UserInfo, name: str, deadline: float | None) -> QueryResult:
         started = time.perf_counter()
         outcome = "error"
         try:
-            result = await self.service.execute(spec, user, sql_comment=traceparent())
+            result = await self.service.execute(spec, user, sql_comment=traceparent(), deadline=deadline)
             outcome = "ok"
             self.metrics.query_results.observe(result.count)
             return result
@@ -245,6 +247,9 @@ class AuditLogQueryResource:
         except ScopeUnresolved as err:
             outcome = "forbidden"
             raise forbidden(user.name, "create", RESOURCE.name, GROUP, str(err)) from None
+        except QueryTimedOut:
+            outcome = "timeout"
+            raise timeout_error(round(time.perf_counter() - started, 1)) from None
         except StoreError as err:
             log.error("audit log store failed: %s", err)
             raise service_unavailable(
