@@ -13,7 +13,10 @@ import orjson
 import pytest
 from apiserver_support import ApiServerEnv, generated_events, running_apiserver
 
-from apiserver.auditlogquery.types import QuerySettings
+from apiserver.auditlogquery.errors import InvalidQuery
+from apiserver.auditlogquery.service import QueryService
+from apiserver.auditlogquery.types import QuerySettings, QuerySpec
+from apiserver.auth.user import UserInfo
 from auditlog.reading import PageQuery, ReadLimits, read_page
 from auditlog.refusals import Refusal, refusal
 from auditlog.storage import Store, StoreError
@@ -39,7 +42,7 @@ def test_a_page_over_the_memory_limit_is_a_422_telling_to_narrow(small_memory_se
     assert status["reason"] == "Invalid" and "Retry-After" not in answer.headers
     [cause] = status["details"]["causes"]
     assert cause["field"] == "spec.filter"
-    assert "more memory than the 8 MiB a query may use" in cause["message"]
+    assert "this query needs more than the 8 MiB of memory a query may use" in cause["message"]
     assert "narrow the window (spec.startTime, spec.endTime)" in cause["message"]
     # without a filter the cause names the window; a query reading only the small key columns is served
     unfiltered = small_memory_server.create({"limit": 1}).json()["details"]["causes"][0]
@@ -136,3 +139,18 @@ async def test_memory_and_rows_limits_reach_the_engine(store: Store) -> None:
 )
 def test_limit_refusals_are_told_apart_from_outages(text: str, expected: Refusal | None) -> None:
     assert refusal(StoreError(text)) is expected
+
+
+async def test_a_query_over_the_rows_limit_is_invalid_naming_the_window(store: Store) -> None:
+    await store.insert_events([orjson.dumps(e) for e in generated_events(50)])
+    service = QueryService(store, QuerySettings(cursor_key=b"k" * 32, max_query_rows=10))
+    with pytest.raises(InvalidQuery) as caught:
+        await service.execute(QuerySpec(limit=5), UserInfo("admin"))
+    [error] = caught.value.errors
+    assert (error.field, error.value) == ("spec.startTime", "now-24h")
+    assert error.detail == (
+        "this query needs to read more than the 10 rows a query may read: narrow the window "
+        "(spec.startTime, spec.endTime) or make spec.filter more selective"
+    )
+    roomy = QueryService(store, QuerySettings(cursor_key=b"k" * 32, max_query_rows=10_000))
+    assert (await roomy.execute(QuerySpec(limit=5), UserInfo("admin"))).count == 5

@@ -137,14 +137,17 @@ class QueryService:
         crossed = refusal(err)
         if crossed is Refusal.TIME:
             return QueryTimedOut(str(err))
+        memory, rows = self._settings.max_query_memory_bytes, self._settings.max_query_rows
         if crossed is Refusal.MEMORY:
-            need = f"more memory than the {self._settings.max_query_memory_bytes / 2**20:,.0f} MiB a query may use"
+            need = f"more than the {memory / 2**20:,.0f} MiB of memory a query may use" if memory else "more memory"
         elif crossed is Refusal.ROWS:
-            need = f"to read more than the {self._settings.max_query_rows:,} rows a query may read"
+            need = f"to read more than the {rows:,} rows a query may read" if rows else "to read more rows"
         else:
             return err
         # The cause names the filter when there is one (the usual culprit), else the window.
         field, value = ("spec.filter", spec.filter) if spec.filter.strip() else ("spec.startTime", start_text)
+        if not (memory if crossed is Refusal.MEMORY else rows):
+            need += " than the store allows a query"  # the store's own per-query limit
         return InvalidQuery([FieldError(field, "FieldValueInvalid", value, f"this query needs {need}: {_NARROW}")])
 
     def _limit(self, requested: int | None, errors: list[FieldError]) -> int | None:
