@@ -175,6 +175,14 @@ def test_alias_free_yaml_round_trips(value: Any) -> None:
     assert decode(yaml.dump({"v": value}, Dumper=_NoAliasDumper).encode(), YAML) == {"v": value}
 
 
+@given(st.one_of(st.lists(yaml_values, min_size=1, max_size=3), st.dictionaries(st.text(max_size=4), yaml_values)))
+def test_any_shared_value_is_refused(shared: Any) -> None:
+    """An emitter writes a value used twice as an anchor and an alias: always a 400, never built."""
+    with pytest.raises(ApiError) as caught:
+        decode(yaml.safe_dump({"first": shared, "second": shared}).encode(), YAML)
+    assert caught.value.code == 400 and "are not allowed" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("accept", "expected"),
     [
