@@ -23,7 +23,7 @@ from apiserver.auditlogquery.filter.schema import schema
 from auditlog.fields import FIELDS, Field
 
 # Kubernetes' per-expression limit for CRD validation rules (PerCallLimit); with the catalogue's assumed sizes it
-# admits any single comprehension and nests of small fields, and refuses a nest over annotations.
+# admits any single comprehension that tests its item, and nests of small fields; it refuses nests over annotations.
 MAX_FILTER_COST = 1_000_000
 UNKNOWN_SIZE = max(f.assumed_size for f in FIELDS)  # no better guess than the largest
 
@@ -154,7 +154,10 @@ def estimate(checked: CheckedExpr) -> Estimate:
 
 def check_cost(checked: CheckedExpr, limit: int = MAX_FILTER_COST) -> None:
     """Raises FilterRejected naming the costliest nest of comprehensions when the estimate exceeds `limit`."""
-    found = estimate(checked)
+    try:
+        found = estimate(checked)
+    except RecursionError:
+        raise FilterRejected([Problem("the filter is nested too deeply; flatten it")]) from None
     if found.cost <= limit:
         return
     message = f"the filter's estimated cost is {found.cost:,}, over the limit of {limit:,}"
