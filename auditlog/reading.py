@@ -26,6 +26,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from auditlog.fields import SCOPE_NAME_COLUMN, SCOPE_TYPE_COLUMN
+from auditlog.refusals import DeadlinePassed
 from auditlog.storage import EVENTS_TABLE, Store
 
 # Parameter names the read helper owns; a caller's filter must use other names (the CEL translator uses f_N).
@@ -93,8 +94,10 @@ class ReadLimits:
         """ClickHouse settings for the next statement (the time budget shrinks as the page's statements run)."""
         settings: dict[str, int | float] = {}
         if self.deadline is not None:
-            # At least 1 ms (0 would mean no limit): past the deadline the statement fails at its first block.
-            settings["max_execution_time"] = max(round(self.deadline - time.monotonic(), 3), 0.001)
+            left = round(self.deadline - time.monotonic(), 3)
+            if left <= 0:  # (0 would mean no limit to the engine)
+                raise DeadlinePassed("the request's deadline passed before the statement was sent")
+            settings["max_execution_time"] = left
         if self.max_memory_bytes:
             settings["max_memory_usage"] = self.max_memory_bytes
         if self.max_rows_to_read:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 import re
 
+from auditlog.storage import StoreError
+
 _CODE = re.compile(r"\bCode: (\d+)\.")
 
 
@@ -19,8 +21,14 @@ class Refusal(enum.Enum):
     TIME = 159  # TIMEOUT_EXCEEDED (max_execution_time)
 
 
+class DeadlinePassed(StoreError):
+    """No time was left for the next statement: it was not sent (the engine would refuse it anyway)."""
+
+
 def refusal(error: BaseException) -> Refusal | None:
     """The limit a failed statement crossed, or None when the failure is not one (an outage, a bug)."""
+    if isinstance(error, DeadlinePassed):
+        return Refusal.TIME
     text = str(error)
     found = _CODE.search(text)
     if found is None:

@@ -14,7 +14,7 @@ import pytest
 from apiserver_support import ApiServerEnv, generated_events, running_apiserver
 
 from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.service import QueryService
+from apiserver.auditlogquery.service import QueryService, QueryTimedOut
 from apiserver.auditlogquery.types import QuerySettings, QuerySpec
 from apiserver.auth.user import UserInfo
 from auditlog.reading import PageQuery, ReadLimits, read_page
@@ -154,3 +154,13 @@ async def test_a_query_over_the_rows_limit_is_invalid_naming_the_window(store: S
     )
     roomy = QueryService(store, QuerySettings(cursor_key=b"k" * 32, max_query_rows=10_000))
     assert (await roomy.execute(QuerySpec(limit=5), UserInfo("admin"))).count == 5
+
+
+async def test_a_query_past_its_deadline_times_out_in_the_store(store: Store) -> None:
+    """The budget each statement gets is what is left of the request's: none left, the store refuses at once
+    (a timeout, not a store outage)."""
+    await store.insert_events([orjson.dumps(e) for e in generated_events(5)])
+    service = QueryService(store, QuerySettings(cursor_key=b"k" * 32))
+    with pytest.raises(QueryTimedOut):
+        await service.execute(QuerySpec(limit=5), UserInfo("admin"), deadline=time.monotonic() - 1)
+    assert (await service.execute(QuerySpec(limit=5), UserInfo("admin"), deadline=time.monotonic() + 30)).count == 5
