@@ -99,6 +99,7 @@ class ApiServerHandle:
     port: int
     metrics_port: int | None
     store: Store
+    probe_store: Store  # readiness's own lane (see start_apiserver)
     auth: DelegatedAuth
     tracer_provider: TracerProvider
     _runners: list[web.AppRunner] = field(default_factory=list)
@@ -113,6 +114,7 @@ class ApiServerHandle:
             await runner.cleanup()
         await self.auth.close()
         self.store.close()
+        self.probe_store.close()
         self.tracer_provider.shutdown()
 
 
@@ -153,6 +155,7 @@ def build_app(
     tracer: Tracer,
     stopping: Callable[[], bool],
 ) -> web.Application:
+    """`store` answers the health checks only: queries reach the store through `service`."""
     gv = definitions.GROUP_VERSION
     app = web.Application(
         middlewares=[
@@ -206,12 +209,18 @@ async def start_apiserver(settings: ApiServerSettings, store_config: StoreConfig
     auth.configure_server_tls(context)
     metrics = ApiMetrics()
     store = MeasuredStore(store_config, metrics, settings.store_workers)
+    # Readiness pings from its own client and thread: with every query worker busy, a ping queued behind them
+    # made a busy but healthy server report unready (and Kubernetes pull it from its Service). Its own lane
+    # fails only when the store itself does not answer.
+    probe_store = Store(store_config, workers=1)
     provider = tracer_provider(settings.tracing)
-    handle = ApiServerHandle(port=0, metrics_port=None, store=store, auth=auth, tracer_provider=provider)
+    handle = ApiServerHandle(
+        port=0, metrics_port=None, store=store, probe_store=probe_store, auth=auth, tracer_provider=provider
+    )
     app = build_app(
         settings,
         QueryService(store, settings.query),
-        store,
+        probe_store,
         auth.middleware(),
         metrics,
         provider.get_tracer(__name__),

@@ -23,7 +23,12 @@ from apiserver.app import (
 )
 from apiserver.auditlogquery.cursor import load_cursor_key
 from apiserver.auditlogquery.timerange import format_duration
-from apiserver.auditlogquery.types import DEFAULT_MAX_PAGE_SIZE, DEFAULT_MAX_WINDOW, QuerySettings
+from apiserver.auditlogquery.types import (
+    DEFAULT_MAX_PAGE_SIZE,
+    DEFAULT_MAX_QUERY_MEMORY_BYTES,
+    DEFAULT_MAX_WINDOW,
+    QuerySettings,
+)
 from apiserver.auth.authconfig import AuthSettings, add_auth_arguments, duration
 from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
@@ -49,6 +54,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return value
+
+
+_BINARY_SUFFIXES = {"": 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+def _bytes(text: str) -> int:
+    """A byte count, optionally with a Kubernetes binary suffix: 1073741824, 1Gi, 512Mi."""
+    number = text.rstrip("KMGTi")
+    suffix = text[len(number) :]
+    if suffix not in _BINARY_SUFFIXES or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count: write e.g. 1Gi, 512Mi or 1073741824")
+    return int(number) * _BINARY_SUFFIXES[suffix]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +121,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest endTime - startTime accepted: a Go duration, or days and weeks (30d, 2w, 36h)",
     )
     query.add_argument(
+        "--max-query-memory",
+        type=_bytes,
+        default=f"{DEFAULT_MAX_QUERY_MEMORY_BYTES // 1024**2}Mi",
+        help="memory one query statement may use in the store (0: the store's limit); beyond it the query is a 422",
+    )
+    query.add_argument(
+        "--max-query-rows",
+        type=int,
+        default=0,
+        help="rows one query statement may read (0: unlimited); beyond it the query is a 422",
+    )
+    query.add_argument(
         "--store-workers",
         type=_positive,
         default=DEFAULT_STORE_WORKERS,
@@ -124,6 +153,8 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
             cursor_key=load_cursor_key(args.cursor_key_file),
             max_page_size=args.max_page_size,
             max_window=args.max_query_window,
+            max_query_memory_bytes=args.max_query_memory,
+            max_query_rows=args.max_query_rows,
         ),
         auth=AuthSettings.from_args(args),
         bind_address=args.bind_address,

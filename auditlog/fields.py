@@ -36,6 +36,10 @@ class Field:
     example: str  # a CEL filter using the field, for the docs
     display: Display = Display.HIDDEN
     header: str = ""  # column title in the plugin's tables
+    # Lists and maps: how many items the filter cost estimate assumes (Kubernetes' maxItems / maxProperties).
+    # Not a limit on stored events; set above what real events carry, so that nesting comprehensions over the
+    # field is refused while one comprehension over it always passes (apiserver/auditlogquery/filter/cost.py).
+    assumed_size: int = 0
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -124,6 +128,7 @@ FIELDS: tuple[Field, ...] = (
         "user.groups.exists(g, g == 'system:masters')",
         Display.WIDE,
         "GROUPS",
+        assumed_size=200,
     ),
     Field(
         "sourceIPs",
@@ -134,6 +139,7 @@ FIELDS: tuple[Field, ...] = (
         "sourceIPs.exists(ip, ip.startsWith('10.'))",
         Display.WIDE,
         "SOURCE IP",
+        assumed_size=16,
     ),
     Field(
         "userAgent",
@@ -216,6 +222,7 @@ FIELDS: tuple[Field, ...] = (
         "Map(String, String)",
         "Annotations added by kube-apiserver and admission, e.g. authorization.k8s.io/decision.",
         "annotations['authorization.k8s.io/decision'] == 'forbid'",
+        assumed_size=1000,
     ),
 )
 

@@ -10,10 +10,15 @@ keyset condition is strictly "after the last row returned", so a copy can never 
 The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is
 one-line JSON, no raw newline, carriage return or tab between tokens (the consumer guarantees it), so the lines
 split safely.
+
+Every statement carries the caller's limits as ClickHouse settings (ReadLimits): the time left before the
+request's deadline, so a statement whose request was abandoned (timeout, client gone) stops in the engine instead
+of running on in a worker thread, and a memory and rows ceiling, so one query cannot take the machine.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +26,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from auditlog.fields import SCOPE_NAME_COLUMN, SCOPE_TYPE_COLUMN
+from auditlog.refusals import DeadlinePassed
 from auditlog.storage import EVENTS_TABLE, Store
 
 # Parameter names the read helper owns; a caller's filter must use other names (the CEL translator uses f_N).
@@ -74,6 +80,32 @@ class PageQuery:
     params: Mapping[str, Any] = field(default_factory=dict)
     scope: Scope | None = None  # None: the platform, every tenant
     after: Position | None = None
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one page's statements may use in the engine; 0 / None: the engine's own limits."""
+
+    deadline: float | None = None  # time.monotonic() by which the page must be read (the request's deadline)
+    max_memory_bytes: int = 0  # max_memory_usage per statement: beyond it, MEMORY_LIMIT_EXCEEDED (241)
+    max_rows_to_read: int = 0  # per statement: beyond it, TOO_MANY_ROWS (158)
+
+    def settings(self) -> dict[str, int | float]:
+        """ClickHouse settings for the next statement (the time budget shrinks as the page's statements run)."""
+        settings: dict[str, int | float] = {}
+        if self.deadline is not None:
+            left = round(self.deadline - time.monotonic(), 3)
+            if left <= 0:  # (0 would mean no limit to the engine)
+                raise DeadlinePassed("the request's deadline passed before the statement was sent")
+            settings["max_execution_time"] = left
+        if self.max_memory_bytes:
+            settings["max_memory_usage"] = self.max_memory_bytes
+        if self.max_rows_to_read:
+            settings["max_rows_to_read"] = self.max_rows_to_read
+        return settings
+
+
+NO_LIMITS = ReadLimits()
 
 
 @dataclass(frozen=True)
@@ -162,14 +194,19 @@ def _positions(lines: Sequence[bytes]) -> list[Position]:
     return keys
 
 
-def read_page_sync(client: Client, query: PageQuery, *, sql_comment: str = "") -> Page:
+def read_page_sync(client: Client, query: PageQuery, *, sql_comment: str = "", limits: ReadLimits = NO_LIMITS) -> Page:
     """One page on a sync client: the read path's SQL exactly, for read_page and for benchmarks."""
     prefix = f"/* {sql_comment.replace('*/', '')} */ " if sql_comment else ""
     wanted = query.limit + 1  # one more than the page, to know whether another page exists
     candidates = wanted * _CANDIDATE_FACTOR
     sql, params = keys_sql(query)
     while True:
-        raw = client.raw_query(prefix + sql, parameters=params | {"r_candidates": candidates}, fmt="TabSeparatedRaw")
+        raw = client.raw_query(
+            prefix + sql,
+            parameters=params | {"r_candidates": candidates},
+            settings=limits.settings(),
+            fmt="TabSeparatedRaw",
+        )
         lines = raw.splitlines()
         keys = _positions(lines)
         # Enough distinct keys, or the window is exhausted; otherwise redelivered copies used up the candidates.
@@ -180,11 +217,12 @@ def read_page_sync(client: Client, query: PageQuery, *, sql_comment: str = "") -
     if not keys:
         return Page((), None)
     sql, params = rows_sql(query, keys)
-    events = tuple(client.raw_query(prefix + sql, parameters=params, fmt="LineAsString").splitlines())
+    raw = client.raw_query(prefix + sql, parameters=params, settings=limits.settings(), fmt="LineAsString")
+    events = tuple(raw.splitlines())
     has_more = len(keys) > query.limit
     return Page(events[: query.limit], keys[query.limit - 1] if has_more else None)
 
 
-async def read_page(store: Store, query: PageQuery, *, sql_comment: str = "") -> Page:
+async def read_page(store: Store, query: PageQuery, *, sql_comment: str = "", limits: ReadLimits = NO_LIMITS) -> Page:
     """Fetch one page. `sql_comment` (e.g. a W3C traceparent) is prepended for tracing in the query log."""
-    return await store.run(lambda client: read_page_sync(client, query, sql_comment=sql_comment))
+    return await store.run(lambda client: read_page_sync(client, query, sql_comment=sql_comment, limits=limits))

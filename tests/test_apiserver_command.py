@@ -42,6 +42,8 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             "--store=chdb:///nowhere",
             "--max-page-size=50",
             "--store-workers=3",
+            "--max-query-memory=512Mi",
+            "--max-query-rows=1000000",
             "--request-timeout=2m",
             "--metrics-port=-1",
             f"--tracing-config-file={tracing}",
@@ -53,6 +55,7 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.query.max_window == timedelta(days=7)
     assert settings.query.max_page_size == 50
     assert settings.store_workers == 3
+    assert (settings.query.max_query_memory_bytes, settings.query.max_query_rows) == (512 * 1024**2, 1_000_000)
     assert settings.request_timeout_seconds == 120
     assert settings.query.cursor_key == b"x" * 40
     assert settings.metrics_port is None
@@ -61,7 +64,12 @@ def test_flags_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(
-    ("flag", "fragment"), [("--max-query-window=30 days", "not a duration"), ("--max-page-size=0", "at least 1")]
+    ("flag", "fragment"),
+    [
+        ("--max-query-window=30 days", "not a duration"),
+        ("--max-page-size=0", "at least 1"),
+        ("--max-query-memory=1GB", "write e.g. 1Gi"),
+    ],
 )
 def test_bad_flags_say_what_to_fix(flag: str, fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):

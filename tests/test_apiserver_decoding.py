@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from apiserver.auditlogquery.definitions import AUDIT_LOG_QUERY, schemas
 from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import UserInfo
-from apiserver.http.decoding import conform, decode
+from apiserver.http.decoding import MAX_YAML_BODY_BYTES, conform, decode
 from apiserver.http.middlewares import max_in_flight, recover, request_timeout
 from apiserver.http.negotiation import JSON, YAML, accepts_with_params, negotiate
 from apiserver.http.status import ApiError
@@ -99,6 +100,87 @@ def test_malformed_bodies_are_400(body: bytes, media: str, message: str) -> None
         decode(body, media)
     assert caught.value.code == 400
     assert caught.value.message.startswith(message)
+
+
+# --- hostile YAML ----------------------------------------------------------------------------------------------
+
+BILLION_LAUGHS = b"a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n" + b"".join(
+    b"%s: &%s [%s]\n" % (name, name, b",".join([b"*" + previous] * 9))
+    for previous, name in zip([bytes([c]) for c in b"abcdefgh"], [bytes([c]) for c in b"bcdefghi"], strict=True)
+)
+
+
+def _labels_aliasing_one_anchor(keys: int, anchor_bytes: int) -> bytes:
+    lines = [b"metadata:", b"  annotations:", b"    big: &big " + b"x" * anchor_bytes, b"  labels:"]
+    lines += [b"    k%d: *big" % i for i in range(keys)]
+    return b"\n".join(lines) + b"\nspec: {}\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "alias"),
+    [
+        (BILLION_LAUGHS, "*a"),
+        (_labels_aliasing_one_anchor(2000, 100_000), "*big"),
+        (b"base: &b {limit: 1}\nspec:\n  <<: *b\n", "*b"),  # a merge key needs an alias too
+        (b"&loop [*loop]", "*loop"),  # a cycle
+    ],
+)
+def test_yaml_aliases_are_refused_before_anything_is_built(body: bytes, alias: str) -> None:
+    """Any alias is a 400 naming it: one is enough to build gigabytes from a few hundred bytes."""
+    with pytest.raises(ApiError) as caught:
+        decode(body, YAML)
+    assert caught.value.code == 400
+    assert "not valid YAML" in caught.value.message and f"aliases ({alias}) are not allowed" in caught.value.message
+
+
+def test_an_anchor_without_alias_is_fine() -> None:
+    assert decode(b"spec: &s {limit: 3}\n", YAML) == {"spec": {"limit": 3}}
+
+
+@pytest.mark.parametrize("body", [b"- " * 200_000, b"[" * 200_000, b"a: {" * 100_000])
+def test_deep_yaml_is_a_400_not_a_crash(body: bytes) -> None:
+    """libyaml's composer recurses in C per level: this depth used to end the process with a segfault."""
+    with pytest.raises(ApiError) as caught:
+        decode(body, YAML)
+    assert (caught.value.code, caught.value.message) == (
+        400,
+        "the request body is nested too deeply (more than 100 levels)",
+    )
+
+
+def test_yaml_bodies_are_bounded_in_size() -> None:
+    body = b"spec: {}\nmetadata:\n  annotations:\n" + b"".join(b"    k%d: v\n" % i for i in range(100_000))
+    assert len(body) > MAX_YAML_BODY_BYTES
+    with pytest.raises(ApiError) as caught:
+        decode(body, YAML)
+    assert (caught.value.code, caught.value.reason) == (413, "RequestEntityTooLarge")
+    assert f"at most {MAX_YAML_BODY_BYTES} bytes" in caught.value.message and "send it as JSON" in caught.value.message
+
+
+yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**62), 2**62), st.text(max_size=10)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+@given(yaml_values)
+def test_alias_free_yaml_round_trips(value: Any) -> None:
+    """Whatever a YAML emitter writes without aliases comes back as the same value."""
+    assert decode(yaml.dump({"v": value}, Dumper=_NoAliasDumper).encode(), YAML) == {"v": value}
+
+
+@given(st.one_of(st.lists(yaml_values, min_size=1, max_size=3), st.dictionaries(st.text(max_size=4), yaml_values)))
+def test_any_shared_value_is_refused(shared: Any) -> None:
+    """An emitter writes a value used twice as an anchor and an alias: always a 400, never built."""
+    with pytest.raises(ApiError) as caught:
+        decode(yaml.safe_dump({"first": shared, "second": shared}).encode(), YAML)
+    assert caught.value.code == 400 and "are not allowed" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """POST /apis/activity.miloapis.com/v1alpha1/auditlogqueries: the create handler, following the request.
 
 Negotiate the answer's media type (406) → check the create options (422 on CreateOptions) → read the body as
-JSON or YAML (415, 400) → check it against the AuditLogQuery schema (fieldValidation: unknown and duplicate
-fields; wrong types are 422) → name it (generateName) → run the query as the caller (InvalidQuery → 422,
-unusable scope → 403) → 201 with the object, whose `status.results` are the stored events spliced in as bytes.
+JSON or YAML (415, 413, 400; a large body off the event loop) → check it against the AuditLogQuery schema
+(fieldValidation: unknown and duplicate fields; wrong types are 422) → name it (generateName) → run the query as
+the caller (InvalidQuery → 422, unusable scope → 403) → 201 with the object, whose `status.results` are the stored
+events spliced in as bytes.
 Nothing is stored, so there is no uid or resourceVersion.
 """
 
@@ -19,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 from multidict import MultiMapping
 
@@ -33,12 +33,13 @@ from apiserver.auditlogquery.definitions import (
 )
 from apiserver.auditlogquery.errors import FieldError, InvalidQuery
 from apiserver.auditlogquery.scope import ScopeUnresolved
-from apiserver.auditlogquery.service import QueryService
+from apiserver.auditlogquery.service import QueryService, QueryTimedOut
 from apiserver.auditlogquery.types import QueryResult, QuerySpec
 from apiserver.auth.middleware import USER_KEY
 from apiserver.auth.user import UserInfo
 from apiserver.http import decoding
 from apiserver.http.metrics import ApiMetrics
+from apiserver.http.middlewares import DEADLINE_KEY
 from apiserver.http.negotiation import JSON, YAML, media_type, negotiate
 from apiserver.http.status import (
     bad_request,
@@ -50,6 +51,7 @@ from apiserver.http.status import (
     service_unavailable,
     unsupported_media_type,
 )
+from apiserver.http.status import timeout as timeout_error
 from apiserver.http.tracing import traceparent
 from auditlog.storage import StoreError
 
@@ -181,12 +183,15 @@ class AuditLogQueryResource:
         body_type = media_type(request.headers.get("Content-Type", "")) or JSON
         if body_type not in decoding.MEDIA_TYPES:
             raise unsupported_media_type(body_type, decoding.MEDIA_TYPES)
-        document = decoding.decode(await request.read(), body_type)
+        body = await request.read()
+        document = await decoding.off_loop(len(body), decoding.decode, body, body_type)
         if not isinstance(document, dict):
             raise bad_request(f"the request body must be one {KIND} object, not {json.dumps(document)[:40]}")
         self._check_type_meta(document)
 
-        obj, problems = decoding.conform(document, self.schemas[AUDIT_LOG_QUERY], self.schemas)
+        obj, problems = await decoding.off_loop(
+            len(body), decoding.conform, document, self.schemas[AUDIT_LOG_QUERY], self.schemas
+        )
         field_messages = problems.field_messages()
         if field_messages and validation == "Strict":
             raise bad_request("strict decoding error: " + ", ".join(field_messages))
@@ -198,7 +203,7 @@ class AuditLogQueryResource:
 
         spec = obj.get("spec") or {}
         user: UserInfo = request[USER_KEY]
-        result = await self._execute(_query_spec(spec), user, name)
+        result = await self._execute(_query_spec(spec), user, name, request.get(DEADLINE_KEY))
 
         head = {"kind": KIND, "apiVersion": API_VERSION, "metadata": metadata, "spec": spec}
         headers: dict[str, str] = {}
@@ -209,7 +214,7 @@ class AuditLogQueryResource:
             full = head | {"status": status}
             return web.Response(
                 status=201,
-                body=yaml.safe_dump(full, sort_keys=False).encode(),
+                body=await decoding.off_loop(len(result.results_json), decoding.dump_yaml, full),
                 content_type=YAML,
                 headers=headers,
             )
@@ -226,11 +231,11 @@ class AuditLogQueryResource:
         if kind not in (None, "", KIND):
             raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({KIND})")
 
-    async def _execute(self, spec: QuerySpec, user: UserInfo, name: str) -> QueryResult:
+    async def _execute(self, spec: QuerySpec, user: UserInfo, name: str, deadline: float | None) -> QueryResult:
         started = time.perf_counter()
         outcome = "error"
         try:
-            result = await self.service.execute(spec, user, sql_comment=traceparent())
+            result = await self.service.execute(spec, user, sql_comment=traceparent(), deadline=deadline)
             outcome = "ok"
             self.metrics.query_results.observe(result.count)
             return result
@@ -242,6 +247,9 @@ class AuditLogQueryResource:
         except ScopeUnresolved as err:
             outcome = "forbidden"
             raise forbidden(user.name, "create", RESOURCE.name, GROUP, str(err)) from None
+        except QueryTimedOut:
+            outcome = "timeout"
+            raise timeout_error(round(time.perf_counter() - started, 1)) from None
         except StoreError as err:
             log.error("audit log store failed: %s", err)
             raise service_unavailable(

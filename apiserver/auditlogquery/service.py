@@ -26,10 +26,16 @@ from apiserver.auditlogquery.types import (
     QuerySpec,
 )
 from apiserver.auth.user import UserInfo
-from auditlog.reading import PageQuery, read_page
-from auditlog.storage import Store
+from auditlog.reading import PageQuery, ReadLimits, read_page
+from auditlog.refusals import Refusal, refusal
+from auditlog.storage import Store, StoreError
 
 LIMIT_FIELD = "spec.limit"
+_NARROW = "narrow the window (spec.startTime, spec.endTime) or make spec.filter more selective"
+
+
+class QueryTimedOut(Exception):
+    """The store stopped the query at the request's deadline (the request's own timeout usually answers first)."""
 
 
 @lru_cache(maxsize=512)
@@ -50,9 +56,12 @@ class QueryService:
         self._clock = clock
         self._codec = CursorCodec(settings.cursor_key)
 
-    async def execute(self, spec: QuerySpec, user: UserInfo, *, sql_comment: str = "") -> QueryResult:
-        """One page of events for `user`. Raises InvalidQuery (422) for any spec error, ScopeUnresolved (403)
-        when the caller's scope extras are unusable, StoreError when the store fails.
+    async def execute(
+        self, spec: QuerySpec, user: UserInfo, *, sql_comment: str = "", deadline: float | None = None
+    ) -> QueryResult:
+        """One page of events for `user`. Raises InvalidQuery (422) for any spec error or a query over the store
+        limits, ScopeUnresolved (403) when the caller's scope extras are unusable, QueryTimedOut when the store
+        stopped it at `deadline` (time.monotonic()), StoreError when the store fails.
         `sql_comment` (e.g. a W3C traceparent) is attached to the SQL for the query log."""
         scope = scope_of(user)
         now = self._clock()
@@ -84,19 +93,24 @@ class QueryService:
             raise InvalidQuery(errors)
         assert window is not None and limit is not None and sql_filter is not None  # no errors: all resolved
 
-        page = await read_page(
-            self._store,
-            PageQuery(
-                start_us=window.start_us,
-                end_us=window.end_us,
-                limit=limit,
-                where=sql_filter.where,
-                params=sql_filter.params,
-                scope=scope,
-                after=cursor.after if cursor else None,
-            ),
-            sql_comment=sql_comment,
-        )
+        limits = ReadLimits(deadline, self._settings.max_query_memory_bytes, self._settings.max_query_rows)
+        try:
+            page = await read_page(
+                self._store,
+                PageQuery(
+                    start_us=window.start_us,
+                    end_us=window.end_us,
+                    limit=limit,
+                    where=sql_filter.where,
+                    params=sql_filter.params,
+                    scope=scope,
+                    after=cursor.after if cursor else None,
+                ),
+                sql_comment=sql_comment,
+                limits=limits,
+            )
+        except StoreError as err:
+            raise self._refused(err, spec, start_text) from None
         token = ""
         if page.next_after is not None:
             token = self._codec.encode(
@@ -117,6 +131,24 @@ class QueryService:
             effective_end_time=window.end,
             count=len(page.events),
         )
+
+    def _refused(self, err: StoreError, spec: QuerySpec, start_text: str) -> Exception:
+        """A limit the query crossed is the caller's to fix (422, not a retriable 503); anything else is the store's."""
+        crossed = refusal(err)
+        if crossed is Refusal.TIME:
+            return QueryTimedOut(str(err))
+        memory, rows = self._settings.max_query_memory_bytes, self._settings.max_query_rows
+        if crossed is Refusal.MEMORY:
+            need = f"more than the {memory / 2**20:,.0f} MiB of memory a query may use" if memory else "more memory"
+        elif crossed is Refusal.ROWS:
+            need = f"to read more than the {rows:,} rows a query may read" if rows else "to read more rows"
+        else:
+            return err
+        # The cause names the filter when there is one (the usual culprit), else the window.
+        field, value = ("spec.filter", spec.filter) if spec.filter.strip() else ("spec.startTime", start_text)
+        if not (memory if crossed is Refusal.MEMORY else rows):
+            need += " than the store allows a query"  # the store's own per-query limit
+        return InvalidQuery([FieldError(field, "FieldValueInvalid", value, f"this query needs {need}: {_NARROW}")])
 
     def _limit(self, requested: int | None, errors: list[FieldError]) -> int | None:
         if requested is None:

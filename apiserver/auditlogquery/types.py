@@ -15,6 +15,9 @@ DEFAULT_LIMIT = 100
 DEFAULT_MAX_PAGE_SIZE = 1000
 DEFAULT_MAX_WINDOW = timedelta(days=30)
 DEFAULT_CURSOR_TTL = timedelta(hours=1)
+# Per statement in the store. A page over a busy 30-day window reads key columns only and stays far below; the
+# backstop for what the filter cost estimate cannot see (real sizes beyond the assumed ones).
+DEFAULT_MAX_QUERY_MEMORY_BYTES = 1024**3
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class QueryResult:
 
 @dataclass(frozen=True)
 class QuerySettings:
-    """Operator limits (flags --max-page-size, --max-query-window, --cursor-key-file).
+    """Operator limits (flags --max-page-size, --max-query-window, --max-query-memory, --max-query-rows,
+    --cursor-key-file).
 
     `cursor_key` signs continue tokens; every replica behind one APIService needs the same key, or a page-2
     request that lands on another replica is refused. `apiserver.auditlogquery.cursor.load_cursor_key` reads it.
@@ -54,3 +58,5 @@ class QuerySettings:
     max_page_size: int = DEFAULT_MAX_PAGE_SIZE
     max_window: timedelta = DEFAULT_MAX_WINDOW
     cursor_ttl: timedelta = DEFAULT_CURSOR_TTL
+    max_query_memory_bytes: int = DEFAULT_MAX_QUERY_MEMORY_BYTES  # 0: the store's own limit
+    max_query_rows: int = 0  # rows one statement may read; 0: no limit

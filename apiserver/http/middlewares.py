@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 
 from aiohttp import web
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_AFTER_SECONDS = 1
+# time.monotonic() by which the request must be answered: handlers hand it to the store, so that the engine stops
+# a statement when its request is answered 504 instead of running on for nobody.
+DEADLINE_KEY: web.RequestKey[float] = web.RequestKey("deadline", float)
 
 
 def _http_error(request: web.Request, err: web.HTTPException) -> ApiError:
@@ -72,6 +76,7 @@ def request_timeout(seconds: float) -> Middleware:
                 raise bad_request(f"invalid timeout in the URL: {err}") from None
             if wanted > 0:
                 limit = min(limit, wanted)
+        request[DEADLINE_KEY] = time.monotonic() + limit
         try:
             async with asyncio.timeout(limit):
                 return await handler(request)

@@ -104,6 +104,11 @@ def not_acceptable(supported: Sequence[str]) -> ApiError:
     return ApiError(406, "NotAcceptable", f"only the following media types are accepted: {', '.join(supported)}", {})
 
 
+def request_entity_too_large(limit: str) -> ApiError:
+    """413, worded like apimachinery's NewRequestEntityTooLargeError."""
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {limit}", {})
+
+
 def unsupported_media_type(content_type: str, supported: Sequence[str]) -> ApiError:
     return ApiError(
         415,

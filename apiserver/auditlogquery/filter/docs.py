@@ -34,6 +34,10 @@ annotations iterates its keys.
 left out unless the rest of the filter decides without it (annotations['k'] == 'v' || verb == 'get' still \
 matches get events). So !(annotations['k'] == 'v') leaves out events lacking 'k'; to keep them, write \
 !('k' in annotations) || annotations['k'] != 'v'. A list index past the end (user.groups[5]) behaves the same.
+- cost: a filter whose estimated work per event is too large is rejected, as Kubernetes bounds CEL by cost. \
+Inside exists()/all()/exists_one() test the item itself (annotations.exists(k, k.startsWith('x'))): nesting \
+comprehensions over large fields, or referring to annotations or a list inside a comprehension over annotations, \
+multiplies the work per item.
 Not supported (rejected): arithmetic except on timestamps/durations, the ?: operator, map() and filter()."""
 
 
