@@ -237,6 +237,40 @@ async def _client(*routes: web.RouteDef) -> TestClient[web.Request, web.Applicat
     return client
 
 
+async def test_a_body_cut_short_is_one_log_line_and_a_400(caplog: pytest.LogCaptureFixture) -> None:
+    """A client that goes away mid-upload (or hits the body timeout) is not a server error: no traceback, no 500.
+    A plain runner, as the server runs (aiohttp's test server cancels the handler instead)."""
+
+    async def reads(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
+    app = web.Application(middlewares=[recover, request_timeout(60)])
+    app.add_routes([web.post("/cut", reads)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert runner.server is not None and site._server is not None
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    try:
+        with caplog.at_level(logging.INFO, logger="apiserver.http.middlewares"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"{" * 10)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(200):
+                if any("ended before it was complete" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    cut = [r for r in caplog.records if "ended before it was complete" in r.getMessage()]
+    assert len(cut) == 1 and cut[0].levelno == logging.INFO and cut[0].exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_unexpected_errors_are_a_500_status_without_internals(caplog: pytest.LogCaptureFixture) -> None:
     async def broken(_: web.Request) -> web.Response:
         raise RuntimeError("SELECT secret FROM events WHERE password = 'hunter2'")

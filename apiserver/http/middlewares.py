@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from aiohttp.typedefs import Handler, Middleware
 
 from apiserver.auth.middleware import USER_KEY
@@ -55,6 +55,10 @@ async def recover(request: web.Request, handler: Handler) -> web.StreamResponse:
         if err.status < 400:  # redirects are answers, not errors
             raise
         return status_response(_http_error(request, err))
+    except (ClientPayloadError, ConnectionResetError) as err:
+        # The client went away or its body stopped short (an abort, the body timeout): nobody reads a traceback.
+        log.info("the body of %s %s ended before it was complete: %s", request.method, request.path, err)
+        return status_response(bad_request(f"the body ended before it was complete: {err}"))
     except Exception:
         incident = uuid.uuid4().hex[:12]
         log.exception("unexpected error serving %s %s (incident %s)", request.method, request.path, incident)
