@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from activity.loadgen.batches import TrafficPlan, batches
 from activity.loadgen.events import EventGenerator
 from auditlog.eventjson import loads_exact, storable, valid_json
-from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, event_key, problem
+from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, event_key, problem, utc_day
 from auditlog.fields import STAGES
 from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
 from ingest.jetstream import MSG_ID_HEADER
@@ -79,7 +79,7 @@ def test_the_consumer_screens_every_item_as_the_full_rule_says(item: Any, stages
     if stage in STAGES and stage not in stages:
         assert verdict == Filtered(stage)  # a stage not stored is filtered whatever else is wrong with it
     elif (why := problem(item)) is None:
-        assert verdict == Row(payload)  # stored byte for byte
+        assert verdict == Row(payload, utc_day(item["stageTimestamp"]))  # stored byte for byte
     else:
         assert verdict == Poison(NOT_AUDIT_EVENT, why)
 

@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=D.shutdown_grace_s,
         help="on SIGTERM, how long to keep retrying a failing store before handing the batch back",
     )
+    parser.add_argument(
+        "--stall-after",
+        type=float,
+        default=D.stall_after_s,
+        help="seconds a batch may be held without any insert or ack before /readyz fails",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -86,6 +92,7 @@ def settings_from(args: argparse.Namespace) -> ConsumerSettings:
         ack_wait_s=args.ack_wait,
         backoff_max_s=max(args.backoff_max, D.backoff_initial_s),
         shutdown_grace_s=args.shutdown_grace,
+        stall_after_s=args.stall_after,
     )
 
 

@@ -13,7 +13,7 @@ import msgspec
 import orjson
 
 from auditlog.eventjson import identity
-from auditlog.events import event_key, key_of, problem
+from auditlog.events import MAX_EVENT_BYTES, event_key, key_of, problem
 from ingest.jetstream import MSG_ID_HEADER, dead_letter
 from ingest.webhook.settings import SOURCE
 
@@ -101,6 +101,8 @@ def _route(out: Sorted, payload: bytes, key: str, *, subject: str, dead_letter_s
     key_bytes = len(key.encode())
     if key_bytes > MAX_KEY_BYTES:
         code, why = KEY_TOO_LONG, f"auditID and stage make a {key_bytes}-byte key; at most {MAX_KEY_BYTES}"
+    elif len(payload) > MAX_EVENT_BYTES:  # the store's rule, the consumer's too: refused here, where first seen
+        code, why = TOO_LARGE, f"event of {len(payload)} bytes is over the {MAX_EVENT_BYTES}-byte event limit"
     elif len(payload) + key_bytes + _HEADER_OVERHEAD > max_payload:
         code = TOO_LARGE
         why = f"event of {len(payload)} bytes is over the {max_payload}-byte message limit of NATS"
