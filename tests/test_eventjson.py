@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from activity.loadgen.batches import TrafficPlan, batches
 from activity.loadgen.events import EventGenerator
 from auditlog.eventjson import loads_exact, storable, valid_json
-from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, event_key, problem, utc_day
+from auditlog.events import NESTED_FIELDS, OBJECT_FIELDS, STRING_FIELDS, STRING_LIST_FIELDS, event_key, problem, utc_day
 from auditlog.fields import STAGES
 from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
 from ingest.jetstream import MSG_ID_HEADER
@@ -35,7 +35,8 @@ TIMESTAMPS = st.builds(
     st.datetimes(min_value=datetime(1800, 1, 1), max_value=datetime(2400, 1, 1)),
     st.integers(-14 * 60, 14 * 60),
 ) | st.text(max_size=30)
-JUDGED = ["auditID", "stage", "stageTimestamp", *OBJECT_FIELDS, *STRING_FIELDS]
+JUDGED = ["auditID", "stage", "stageTimestamp", *OBJECT_FIELDS, *STRING_FIELDS, *STRING_LIST_FIELDS]
+MEMBERS = [(name, member) for name, members in NESTED_FIELDS.items() for member in members]
 
 
 @st.composite
@@ -53,6 +54,9 @@ def items(draw: st.DrawFn) -> Any:
             event.pop(name, None)
         else:
             event[name] = None if change == "null" else draw(JSON_VALUES)
+    for name, member in draw(st.lists(st.sampled_from(MEMBERS), max_size=2)):  # the members the columns read
+        if isinstance(event.get(name), dict):
+            event[name] = {**event[name], member: draw(JSON_VALUES)}
     return event
 
 
