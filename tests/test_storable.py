@@ -304,11 +304,7 @@ async def test_what_the_store_cannot_hold_is_dead_lettered_by_the_webhook_and_it
 def test_a_retention_the_ttl_arithmetic_cannot_hold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=f"over the {MAX_RETENTION_DAYS}-day maximum"):
         ttl_statement(Layout("audit"), MAX_RETENTION_DAYS + 1)
-    assert (
-        "INTERVAL 2228 DAY"
-        in ttl_statement(Layout("audit"), MAX_RETENTION_DAYS)
-        == (f"ALTER TABLE audit.events  MODIFY TTL toDateTime(timestamp) + INTERVAL {MAX_RETENTION_DAYS} DAY")
-    )
+    assert ttl_statement(Layout("audit"), MAX_RETENTION_DAYS).endswith(f"+ INTERVAL {MAX_RETENTION_DAYS} DAY")
     store = f"chdb://{tmp_path / 'store'}"
     done = subprocess.run(
         [sys.executable, "-m", "activity.cli", "migrate", "--store", store, "--retention-days", "3000"],
