@@ -35,7 +35,7 @@ _KINDS: dict[str, Any] = {
     "int32": Annotated[int, msgspec.Meta(ge=INT32_MIN, le=INT32_MAX)] | None,
 }
 _NESTED = {
-    name: msgspec.defstruct(f"_{name}", [(member, _KINDS[kind], None) for member, kind in members.items()])
+    name: msgspec.defstruct(f"_{name}", [(member, _KINDS[kind], None) for member, kind in members.items()], gc=False)
     for name, members in NESTED_FIELDS.items()
 }
 
@@ -52,6 +52,7 @@ Judged = msgspec.defstruct(
         *((name, struct | None, None) for name, struct in _NESTED.items()),
         *((name, dict[str, str] | None, None) for name in MAP_FIELDS),
     ],
+    gc=False,  # holds only strings, lists and dicts of them: never in a cycle, so not tracked by the collector
 )
 _JUDGED = msgspec.json.Decoder(Judged)
 _parsers = threading.local()  # a simdjson parser keeps its buffers between documents but is not thread-safe
