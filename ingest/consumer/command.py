@@ -48,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-age", type=float, default=D.batch_age_s, help="insert a batch at the latest this many seconds old"
     )
     parser.add_argument(
-        "--max-event-bytes", type=int, default=D.max_event_bytes, help="bigger events are dead-lettered"
+        "--max-event-bytes",
+        type=int,
+        default=D.max_event_bytes,
+        help="bigger events are dead-lettered (the webhook refuses events over the default itself)",
     )
     parser.add_argument(
         "--max-ack-pending",
