@@ -20,6 +20,7 @@ from auditlog.events import event_key, utc_day
 from auditlog.storeerrors import InsertFailure, classify
 from ingest.consumer.command import add_arguments, settings_from
 from ingest.consumer.consumer import _OLDER_GC_PASSES, _OlderGCPasses
+from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import Delivery, delivery
 from ingest.consumer.screening import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, Filtered, Poison, Row, screen
 from ingest.consumer.settings import ConsumerSettings, SettingsError
@@ -208,3 +209,19 @@ def test_older_gc_passes_are_rarer_while_any_consumer_runs_and_restored_after_th
             assert gc.get_threshold() == rarer
         assert gc.get_threshold() == rarer  # the first one still runs
     assert gc.get_threshold() == before
+
+
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers()), max_size=600), st.integers(1, 120))
+def test_a_batch_is_cut_into_inserts_of_whole_days_within_the_limit(rows: list[tuple[int, int]], limit: int) -> None:
+    chunks = by_partition(rows, lambda row: str(row[0]), limit)
+    assert sorted(row for chunk in chunks for row in chunk) == sorted(rows)  # every row once
+    assert all(chunk and len({day for day, _ in chunk}) <= limit for chunk in chunks)
+    days_of = [{day for day, _ in chunk} for chunk in chunks]
+    assert all(a.isdisjoint(b) for i, a in enumerate(days_of) for b in days_of[i + 1 :])  # a day is never split
+    if len({day for day, _ in rows}) <= limit:
+        assert chunks == ([rows] if rows else [])  # what fits stays one insert, in order
+    split = halves(rows, lambda row: str(row[0]))
+    if split is not None:
+        first, second = split
+        assert sorted(first + second) == sorted(rows) and first and second
+        assert {d for d, _ in first}.isdisjoint({d for d, _ in second})
