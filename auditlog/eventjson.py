@@ -13,17 +13,31 @@ from __future__ import annotations
 import json
 import math
 import threading
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 import simdjson
 
-from auditlog.events import OBJECT_FIELDS, STRING_FIELDS, identity_problem
+from auditlog.events import (
+    INT32_MAX,
+    INT32_MIN,
+    MAP_FIELDS,
+    NESTED_FIELDS,
+    STRING_FIELDS,
+    STRING_LIST_FIELDS,
+    identity_problem,
+)
 
-
-class _AnyObject(msgspec.Struct):
-    """A JSON object, its members skipped: `problem()` only asks that these fields be objects."""
-
+# The JSON types `problem()` accepts for a member, by the kind events.NESTED_FIELDS names; null reads as absent.
+_KINDS: dict[str, Any] = {
+    "str": str | None,
+    "strs": list[str] | None,
+    "int32": Annotated[int, msgspec.Meta(ge=INT32_MIN, le=INT32_MAX)] | None,
+}
+_NESTED = {
+    name: msgspec.defstruct(f"_{name}", [(member, _KINDS[kind], None) for member, kind in members.items()], gc=False)
+    for name, members in NESTED_FIELDS.items()
+}
 
 # The fields problem() reads, with the JSON types it accepts; absent and null read alike, as there. Public so that
 # a decoder of a list of events can embed it.
@@ -33,9 +47,12 @@ Judged = msgspec.defstruct(
         ("auditID", str),
         ("stage", str),
         ("stageTimestamp", str),
-        *((name, _AnyObject | None, None) for name in OBJECT_FIELDS),
         *((name, str | None, None) for name in STRING_FIELDS),
+        *((name, list[str] | None, None) for name in STRING_LIST_FIELDS),
+        *((name, struct | None, None) for name, struct in _NESTED.items()),
+        *((name, dict[str, str] | None, None) for name in MAP_FIELDS),
     ],
+    gc=False,  # holds only strings, lists and dicts of them: never in a cycle, so not tracked by the collector
 )
 _JUDGED = msgspec.json.Decoder(Judged)
 _parsers = threading.local()  # a simdjson parser keeps its buffers between documents but is not thread-safe
@@ -82,11 +99,17 @@ def array_length(data: bytes, key: str) -> int | None:
 def storable(data: bytes | msgspec.Raw) -> tuple[str, str] | None:
     """(auditID, stage) when `data`, already `valid_json`, is a storable event; None when the full path must
     decide (the event is not storable, or is in a form this path does not judge)."""
+    judged = judge(data)
+    return None if judged is None else (judged.auditID, judged.stage)
+
+
+def judge(data: bytes | msgspec.Raw) -> Any:
+    """The `Judged` fields of `data`, already `valid_json`, when it is a storable event, else None (as `storable`)."""
     try:
         judged = _JUDGED.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
-    return identity(judged)
+    return judged if identity(judged) is not None else None
 
 
 def identity(judged: Any) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from string import Template
 from clickhouse_connect.driver.client import Client
 
 from auditlog.config import StoreConfig, check_identifier
+from auditlog.events import MAX_RETENTION_DAYS
 from auditlog.storage import EVENTS_TABLE, connect
 
 MIGRATIONS_TABLE = "schema_migrations"
@@ -97,6 +98,8 @@ def ttl_statement(layout: Layout, retention_days: int) -> str:
     table = f"{layout.database}.{EVENTS_TABLE} {layout.on_cluster}"
     if retention_days <= 0:
         return f"ALTER TABLE {table} REMOVE TTL"
+    if retention_days > MAX_RETENTION_DAYS:  # the TTL would wrap past 2106 for the latest storable events
+        raise ValueError(f"retention of {retention_days} days is over the {MAX_RETENTION_DAYS}-day maximum")
     return f"ALTER TABLE {table} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(retention_days)} DAY"
 
 

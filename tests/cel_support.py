@@ -113,7 +113,10 @@ def edge_events() -> list[dict[str, Any]]:
         _edge("edge-nul", userAgent="nul\u0000byte", user={"username": "\u0000", "groups": ["\u0000"]}),
     ]
     for event in events:
-        assert problem(event) is None, (event["auditID"], problem(event))
+        # Times before 1970 or from 2100 are no longer stored (the retention TTL cannot hold them), but a store
+        # written by an earlier version may have them: the read side is still tested on them.
+        why = problem(event)
+        assert why is None or "is outside 1970-01-01 to 2100-01-01" in why, (event["auditID"], why)
     return events
 
 

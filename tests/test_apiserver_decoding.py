@@ -255,7 +255,7 @@ async def test_a_body_cut_short_is_one_log_line_and_a_400(caplog: pytest.LogCapt
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     try:
         with caplog.at_level(logging.INFO, logger="apiserver.http.middlewares"):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"{" * 10)
             await writer.drain()
             writer.close()

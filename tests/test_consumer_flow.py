@@ -9,6 +9,7 @@ import orjson
 from consumer_support import (
     CLUSTER,
     FAST,
+    POISON_CHECK,
     dead_letters,
     drained,
     durable_info,
@@ -80,15 +81,19 @@ async def test_poison_is_dead_lettered_with_its_reason_acked_and_good_neighbours
 ) -> None:
     good = [e for e in generated(60) if e["stage"] == "ResponseComplete"]
     pretty = good[0]
-    # Python's fromisoformat accepts an ISO week date, ClickHouse cannot parse it: only the insert finds out.
-    unparsable = dict(good[1], auditID="week-date", stageTimestamp="2026-W48-6T10:00:00Z")
+    # Python's fromisoformat accepts an ISO week date, ClickHouse cannot parse it: refused before the insert.
+    week_date = dict(good[1], auditID="week-date", stageTimestamp="2026-W48-6T10:00:00Z")
+    # A valid event that only the store refuses (a CHECK an operator added): found out by the insert.
+    await store.run(lambda c: c.command(POISON_CHECK))
+    refused = dict(good[1], auditID="poison-1")
     poison: list[tuple[bytes, str]] = [
         (b"{not json", NOT_JSON),
         (b"[1, 2, 3]", NOT_AUDIT_EVENT),
         (orjson.dumps({k: v for k, v in good[2].items() if k != "auditID"}), NOT_AUDIT_EVENT),
         (orjson.dumps({k: v for k, v in good[3].items() if k != "stageTimestamp"}), NOT_AUDIT_EVENT),
         (orjson.dumps(dict(good[4], huge="x" * 30_000)), OVERSIZE),
-        (orjson.dumps(unparsable), INSERT_REJECTED),
+        (orjson.dumps(week_date), NOT_AUDIT_EVENT),
+        (orjson.dumps(refused), INSERT_REJECTED),
     ]
     payloads = [orjson.dumps(pretty, option=orjson.OPT_INDENT_2)] + [orjson.dumps(e) for e in good[5:]]
     payloads[10:10] = [p for p, _ in poison]  # in the middle of a batch
@@ -241,8 +246,10 @@ async def test_a_deleted_durable_is_recreated_and_nothing_is_shown_twice(nats_se
 async def test_rows_the_store_rejects_are_isolated_wherever_they_sit(nats_server: NatsServer, store: Store) -> None:
     good = [e for e in generated(150) if e["stage"] == "ResponseComplete"]
 
+    await store.run(lambda c: c.command(POISON_CHECK))
+
     def rejected(n: int) -> dict[str, object]:
-        return dict(good[0], auditID=f"week-date-{n}", stageTimestamp=f"2026-W4{n}-6T10:00:00Z")
+        return dict(good[0], auditID=f"poison-{n}")
 
     # First and last of the batch, two adjacent, one alone in the middle.
     bad_at = {0: rejected(1), 40: rejected(2), 41: rejected(3), 97: rejected(4), 155: rejected(5)}

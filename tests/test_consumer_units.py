@@ -16,29 +16,32 @@ from hypothesis import strategies as st
 
 from activity.cli import apply_env_defaults, build_parser
 from activity.loadgen.events import EventGenerator
-from auditlog.storage import StoreError
+from auditlog.events import utc_day
+from auditlog.storeerrors import InsertFailure, classify
 from ingest.consumer.command import add_arguments, settings_from
 from ingest.consumer.consumer import _OLDER_GC_PASSES, _OlderGCPasses
+from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import Delivery, delivery
 from ingest.consumer.screening import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, Filtered, Poison, Row, screen
 from ingest.consumer.settings import ConsumerSettings, SettingsError
-from ingest.consumer.sink import Backoff, cluster_of, is_data_error
+from ingest.consumer.sink import Backoff, cluster_of
 from ingest.msgid import event_msg_id
 
 STAGES = frozenset({"ResponseComplete"})
 EVENTS = list(EventGenerator().events(20))
 COMPLETE = [e for e in EVENTS if e["stage"] == "ResponseComplete"]
+DAY = utc_day(COMPLETE[0]["stageTimestamp"])
 
 
 def test_a_compact_event_of_a_stored_stage_is_stored_byte_for_byte() -> None:
     payload = orjson.dumps(COMPLETE[0])
-    assert screen(payload, STAGES, 1 << 20) == Row(payload)
+    assert screen(payload, STAGES, 1 << 20) == Row(payload, DAY)
 
 
 def test_integers_beyond_64_bits_are_valid_json_and_stored() -> None:
     event = {**COMPLETE[0], "responseObject": {"spec": {"size": 2**70}}}
     compact = json.dumps(event, separators=(",", ":")).encode()
-    assert screen(compact, STAGES, 1 << 20) == Row(compact)
+    assert screen(compact, STAGES, 1 << 20) == Row(compact, DAY)
     pretty = screen(json.dumps(event, indent=1).encode(), STAGES, 1 << 20)
     assert isinstance(pretty, Row)
     assert b"\n" not in pretty.json
@@ -57,7 +60,7 @@ def test_a_stage_we_do_not_store_is_filtered_by_its_message_id_before_parsing() 
     assert screen(b"{not json", STAGES, 1 << 20, "4f1c-RequestReceived") == Filtered("RequestReceived")
     # What is kept is still parsed and checked, whatever its id says; an id of no stage changes nothing.
     payload = orjson.dumps(COMPLETE[0])
-    assert screen(payload, STAGES, 1 << 20, event_msg_id(payload, "ResponseComplete")) == Row(payload)
+    assert screen(payload, STAGES, 1 << 20, event_msg_id(payload, "ResponseComplete")) == Row(payload, DAY)
     assert screen(b"{not json", STAGES, 1 << 20, event_msg_id(b"{not json", "RequestReceived")) == Filtered(
         "RequestReceived"
     )
@@ -127,11 +130,28 @@ def test_reply_subjects_give_sequence_deliveries_and_pending() -> None:
     assert delivery("$JS.ACK.S.C.x.1.1.1.1") is None
 
 
-def test_clickhouse_parse_errors_are_data_errors_and_the_rest_outages() -> None:
-    assert is_data_error(StoreError("DatabaseError: Code: 41. DB::Exception: Cannot read DateTime"))
-    assert is_data_error(StoreError("Code: 27. DB::Exception: Cannot parse input"))
-    assert not is_data_error(StoreError("DatabaseError: Code: 60. DB::Exception: Table audit.events does not exist"))
-    assert not is_data_error(StoreError("OperationalError: connection refused"))
+@pytest.mark.parametrize(
+    ("message", "failure"),
+    [
+        ("DatabaseError: Code: 41. DB::Exception: Cannot read DateTime", InsertFailure.DATA),
+        ("Code: 27. DB::Exception: Cannot parse input", InsertFailure.DATA),
+        ("ChdbError: Code: 469. DB::Exception: Constraint `c` for table events is violated", InsertFailure.DATA),
+        (
+            "ChdbError: Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100).",
+            InsertFailure.TOO_WIDE,
+        ),
+        # The same code for an overloaded store: retried, never split or dead-lettered.
+        ("Code: 252. DB::Exception: Too many parts (3001 with average size of 1 KiB) in table", InsertFailure.OUTAGE),
+        ("DatabaseError: Code: 60. DB::Exception: Table audit.events does not exist", InsertFailure.OUTAGE),
+        ("DatabaseError: Code: 241. DB::Exception: Memory limit (total) exceeded", InsertFailure.OUTAGE),
+        ("OperationalError: connection refused", InsertFailure.OUTAGE),
+        ("OperationalError: Code: 999999. something new", InsertFailure.OUTAGE),
+    ],
+)
+def test_data_errors_too_wide_inserts_and_outages_are_told_apart_by_the_error(
+    message: str, failure: InsertFailure
+) -> None:
+    assert classify(message) is failure
 
 
 @given(st.floats(0.01, 1.0), st.floats(1.0, 30.0), st.integers(0, 2**32))
@@ -193,3 +213,19 @@ def test_older_gc_passes_are_rarer_while_any_consumer_runs_and_restored_after_th
             assert gc.get_threshold() == rarer
         assert gc.get_threshold() == rarer  # the first one still runs
     assert gc.get_threshold() == before
+
+
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers()), max_size=600), st.integers(1, 120))
+def test_a_batch_is_cut_into_inserts_of_whole_days_within_the_limit(rows: list[tuple[int, int]], limit: int) -> None:
+    chunks = by_partition(rows, lambda row: str(row[0]), limit)
+    assert sorted(row for chunk in chunks for row in chunk) == sorted(rows)  # every row once
+    assert all(chunk and len({day for day, _ in chunk}) <= limit for chunk in chunks)
+    days_of = [{day for day, _ in chunk} for chunk in chunks]
+    assert all(a.isdisjoint(b) for i, a in enumerate(days_of) for b in days_of[i + 1 :])  # a day is never split
+    if len({day for day, _ in rows}) <= limit:
+        assert chunks == ([rows] if rows else [])  # what fits stays one insert, in order
+    split = halves(rows, lambda row: str(row[0]))
+    if split is not None:
+        first, second = split
+        assert sorted(first + second) == sorted(rows) and first and second
+        assert {d for d, _ in first}.isdisjoint({d for d, _ in second})

@@ -24,7 +24,7 @@ JSON_VALUES = st.recursive(
 )
 TIMESTAMPS = st.builds(
     lambda moment, offset: moment.replace(tzinfo=timezone(timedelta(minutes=offset))).isoformat(),
-    st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2299, 12, 30)),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 30)),  # the storable range
     st.integers(-12 * 60, 12 * 60),
 )
 
@@ -41,7 +41,8 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
         "verb": draw(st.sampled_from(["get", "create", "delete"])),
         "user": {"username": draw(st.text(max_size=30))},
     }
-    event.update(draw(st.dictionaries(st.sampled_from(["requestObject", "sourceIPs", "x-extra"]), JSON_VALUES)))
+    event.update(draw(st.dictionaries(st.sampled_from(["requestObject", "x-extra"]), JSON_VALUES)))
+    event.update(draw(st.dictionaries(st.just("sourceIPs"), st.lists(st.text(max_size=8), max_size=2))))
     return event
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from auditlog.config import ConfigError, parse_store_dsn
+from auditlog.events import MAX_RETENTION_DAYS
 from auditlog.schema import Layout, migrate, render_all
 from auditlog.storage import StoreError
 
@@ -26,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retention-days",
-        type=int,
+        type=_retention_days,
         default=90,
-        help="delete events older than this many days (0 keeps them forever)",
+        help=f"delete events older than this many days (0 keeps them forever; at most {MAX_RETENTION_DAYS})",
     )
     parser.add_argument(
         "--print",
@@ -36,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="print_only",
         help="print the SQL for a fresh store instead of applying it (review, or a DBA's run)",
     )
+
+
+def _retention_days(value: str) -> int:
+    days = int(value)
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        # The TTL's DateTime arithmetic ends in 2106: a longer retention of the latest storable event would wrap.
+        raise argparse.ArgumentTypeError(f"{days} is not from 0 to {MAX_RETENTION_DAYS}")
+    return days
 
 
 def run(args: argparse.Namespace) -> int:

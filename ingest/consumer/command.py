@@ -49,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-age", type=float, default=D.batch_age_s, help="insert a batch at the latest this many seconds old"
     )
     parser.add_argument(
-        "--max-event-bytes", type=int, default=D.max_event_bytes, help="bigger events are dead-lettered"
+        "--max-event-bytes",
+        type=int,
+        default=D.max_event_bytes,
+        help="bigger events are dead-lettered (the webhook refuses events over the default itself)",
     )
     parser.add_argument(
         "--max-ack-pending",
@@ -70,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=D.shutdown_grace_s,
         help="on SIGTERM, how long to keep retrying a failing store before handing the batch back",
     )
+    parser.add_argument(
+        "--stall-after",
+        type=float,
+        default=D.stall_after_s,
+        help="seconds a batch may be held without any insert or ack before /readyz fails",
+    )
     add_listener_arguments(parser)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -88,6 +97,7 @@ def settings_from(args: argparse.Namespace) -> ConsumerSettings:
         ack_wait_s=args.ack_wait,
         backoff_max_s=max(args.backoff_max, D.backoff_initial_s),
         shutdown_grace_s=args.shutdown_grace,
+        stall_after_s=args.stall_after,
     )
 
 

@@ -122,7 +122,19 @@ class Consumer:
                 await self._sink.nak(self._late)
 
     async def ready(self) -> bool:
-        return self._nc.is_connected and await self._store.ping()
+        return await self.unready_reason() is None
+
+    async def unready_reason(self) -> str | None:
+        """Why the consumer is not doing its job right now, or None. A store that answers a ping but refuses every
+        insert is not ready either: a batch held with no progress for `stall_after_s` says so."""
+        if not self._nc.is_connected:
+            return "NATS is disconnected"
+        stalled = self._sink.stalled_for(time.monotonic())
+        if stalled > self.settings.stall_after_s:
+            return f"no batch stored for {stalled:.0f}s (the store keeps refusing inserts; see the log)"
+        if not await self._store.ping():
+            return "the store is not answering"
+        return None
 
     async def _prepare(self) -> bool:
         """Dead-letter stream and durable consumer exist before the first pull. The events stream is created

@@ -55,10 +55,14 @@ class ConsumerMetrics:
             registry=r,
         )
         self.store_errors = Counter(
-            _P + "store_errors", "Failed inserts: transient (retried) or data (rows isolated)", ["kind"], registry=r
+            _P + "store_errors",
+            "Failed inserts: transient (retried), data (rows isolated) or too_wide (split by day)",
+            ["kind"],
+            registry=r,
         )
         self.store_errors.labels("transient")
         self.store_errors.labels("data")
+        self.store_errors.labels("too_wide")
         self.backoff_seconds = Counter(
             _P + "backoff_seconds", "Time spent waiting before retrying the store or NATS", registry=r
         )

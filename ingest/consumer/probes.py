@@ -1,4 +1,5 @@
-"""`--listen`: liveness, readiness (NATS connected and the store answering) and Prometheus metrics."""
+"""`--listen`: liveness, readiness (NATS connected, the store answering, batches progressing) and Prometheus
+metrics."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    if await request.app[CONSUMER_KEY].ready():
+    why = await request.app[CONSUMER_KEY].unready_reason()
+    if why is None:
         return web.Response(text="ok\n")
-    return web.Response(status=503, text="not ready: NATS disconnected or the store is not answering\n")
+    return web.Response(status=503, text=f"not ready: {why}\n")
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -8,8 +8,8 @@ from typing import Final
 
 import orjson
 
-from auditlog.eventjson import loads_exact, storable, valid_json
-from auditlog.events import problem
+from auditlog.eventjson import judge, loads_exact, valid_json
+from auditlog.events import problem, utc_day
 from auditlog.fields import STAGES
 from ingest.msgid import stage_named
 
@@ -23,9 +23,11 @@ DEAD_LETTER_REASONS = (OVERSIZE, NOT_JSON, NOT_AUDIT_EVENT, INSERT_REJECTED)
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """An event to insert, as one-line JSON: as published when it has no raw newline, carriage return or tab."""
+    """An event to insert, as one-line JSON: as published when it has no raw newline, carriage return or tab.
+    `day` is the UTC day of its stageTimestamp, the partition it goes to (inserts are grouped by it)."""
 
     json: bytes
+    day: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,9 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
     # (all JSON allows; string contents are escaped) must go, so such a payload is parsed and dumped compactly.
     laid_out = b"\n" in payload or b"\r" in payload or b"\t" in payload
     if not laid_out and valid_json(payload):
-        identity = storable(payload)  # almost every event: judged without building it
-        if identity is not None:
-            return Row(payload) if identity[1] in stages else Filtered(identity[1])
+        judged = judge(payload)  # almost every event: judged without building it
+        if judged is not None:
+            return Row(payload, utc_day(judged.stageTimestamp)) if judged.stage in stages else Filtered(judged.stage)
     wide = False
     try:
         event = orjson.loads(payload)
@@ -81,8 +83,11 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
     why = problem(event)
     if why is not None:
         return Poison(NOT_AUDIT_EVENT, why)
-    if not laid_out:
-        return Row(payload)
-    if wide:
-        return Row(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
-    return Row(orjson.dumps(event))
+    day = utc_day(event["stageTimestamp"])
+    if wide:  # the standard parser keeps lone surrogates (`"\ud800"`), which no store column can hold
+        try:
+            compact = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as err:
+            return Poison(NOT_AUDIT_EVENT, f"event holds text that is not valid Unicode: {err.reason}")
+        return Row(compact if laid_out else payload, day)
+    return Row(orjson.dumps(event) if laid_out else payload, day)

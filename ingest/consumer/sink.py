@@ -1,9 +1,12 @@
 """The end of the line for a batch: dead-letter what can never be stored, insert the rest, and only then ack.
 
-A failure that is about the store (down, table missing, too many parts, timeouts) is retried with capped
-exponential backoff, for as long as it takes: nothing is acked, nothing new is pulled. A failure that is about
-the data (ClickHouse could not parse a row that passed our checks) is not retried as is: the chunk is split in
-halves until the rejected rows stand alone, and those are dead-lettered, so one row never blocks the stream.
+Rows are inserted in groups of whole days, never more partitions per insert than ClickHouse takes (`partitions`).
+What a failed insert means is read from the error itself (`auditlog.storeerrors`). A failure that is about the
+store (down, table missing, too many parts, out of memory, timeouts) is retried with capped exponential backoff,
+for as long as it takes: nothing is acked, nothing new is pulled. A failure that is about the data (ClickHouse
+refused a row that passed our checks) is not retried as is: the chunk is split in halves until the rejected rows
+stand alone, and those are dead-lettered, so one row never blocks the stream. An insert still too wide for the
+store's partition limit is split by day, and nothing is dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,8 +26,10 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
 from auditlog.storage import Store, StoreError
+from auditlog.storeerrors import InsertFailure, classify
 from ingest.consumer.batch import Screened
 from ingest.consumer.metrics import ConsumerMetrics
+from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import delivery
 from ingest.consumer.screening import INSERT_REJECTED, Poison, Row
 from ingest.consumer.settings import ConsumerSettings
@@ -44,24 +48,21 @@ T = TypeVar("T")
 A = TypeVar("A")
 SOURCE = "consumer"
 
-# ClickHouse error codes that mean "this data cannot be stored", whatever the state of the store:
-# CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED, ATTEMPT_TO_READ_AFTER_EOF,
-# CANNOT_PARSE_DATE, CANNOT_PARSE_DATETIME, TYPE_MISMATCH, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE,
-# CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_ARRAY_SIZE, TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE.
-# Anything else (UNKNOWN_TABLE, network, memory, too many parts, ...) is the store's trouble: retried.
-DATA_ERROR_CODES = frozenset({6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 128, 131, 321})
-_CODE = re.compile(r"\bCode: (\d+)\.")
 # What a JetStream publish or a store call raises when the other side is away for now.
 _TRANSIENT = (StoreError, nats.errors.Error, TimeoutError, OSError)
 
 
-def is_data_error(err: StoreError) -> bool:
-    match = _CODE.search(str(err))
-    return match is not None and int(match[1]) in DATA_ERROR_CODES
-
-
 class DataRejected(Exception):
     """The store refused these rows for their content."""
+
+
+class TooWide(Exception):
+    """The store refused this insert for the number of partitions it spans (its limit is below ours): `halves`
+    are the same rows as two inserts of half the days each."""
+
+    def __init__(self, halves: tuple[list[tuple[Msg, Row]], list[tuple[Msg, Row]]]) -> None:
+        super().__init__()
+        self.halves = halves
 
 
 class GaveUp(Exception):
@@ -79,6 +80,10 @@ class Backoff:
         delay: float = min(self._cap, self._initial * 2.0**self._attempt)
         self._attempt += 1
         return delay / 2 + self._rng.uniform(0, delay / 2)
+
+
+def _day(row: tuple[Msg, Row]) -> str:
+    return row[1].day
 
 
 def cluster_of(subject: str) -> str:
@@ -101,9 +106,16 @@ class Sink:
         self._rng = rng or random.Random()
         self.healthy = True  # False while a batch waits for the store or NATS to come back
         self.give_up_at: float | None = None  # monotonic; set on shutdown to bound the retrying
+        self.flushing = False  # a batch is being stored
+        self.progressed_at = time.monotonic()  # the last batch started, rows inserted or dead-lettered, or acks
+
+    def stalled_for(self, now: float) -> float:
+        """How long a batch has been held without any progress (0 when none is held)."""
+        return now - self.progressed_at if self.flushing else 0.0
 
     async def flush(self, messages: Sequence[Msg], screened: Screened) -> bool:
         """Store a batch and ack every message of it; False when given up (the messages are handed back)."""
+        self.flushing, self.progressed_at = True, time.monotonic()
         try:
             if screened.poison:
                 await self._retrying("dead-letter", self._dead_letter, screened.poison)
@@ -112,8 +124,11 @@ class Sink:
             log.error("giving up on a batch of %d messages; they will be redelivered", len(messages))
             await self.nak(messages)
             return False
+        finally:
+            self.flushing = False
         await self._reply(messages, Msg.Ack.Ack)
         self._metrics.acked.inc(len(messages))
+        self.progressed_at = time.monotonic()
         return True
 
     async def in_progress(self, messages: Sequence[Msg]) -> None:
@@ -136,11 +151,15 @@ class Sink:
             log.warning("could not send %d %s: %s", len(messages), ack.decode(), err)
 
     async def _insert(self, rows: list[tuple[Msg, Row]]) -> None:
-        chunks = deque([rows]) if rows else deque()
+        chunks = deque(by_partition(rows, _day, self._settings.max_partitions_per_insert))
         while chunks:
             chunk = chunks[0]
             try:
                 await self._retrying("insert", self._insert_chunk, chunk)
+            except TooWide as narrower:
+                chunks.popleft()
+                chunks.extendleft(reversed(narrower.halves))
+                continue
             except DataRejected as err:
                 chunks.popleft()
                 if len(chunk) == 1:
@@ -158,13 +177,19 @@ class Sink:
         try:
             await self._store.insert_events([row.json for _, row in chunk])
         except StoreError as err:
-            if is_data_error(err):
+            failure = classify(str(err))
+            if failure is InsertFailure.DATA:
                 self._metrics.store_errors.labels("data").inc()
                 raise DataRejected(str(err)[:400]) from err
+            split = halves(chunk, _day) if failure is InsertFailure.TOO_WIDE else None
+            if split is not None:
+                self._metrics.store_errors.labels("too_wide").inc()
+                raise TooWide(split) from err
             self._metrics.store_errors.labels("transient").inc()
             raise
         self._metrics.insert_latency.observe(time.perf_counter() - started)
         self._metrics.inserted.inc(len(chunk))
+        self.progressed_at = time.monotonic()
 
     async def _dead_letter(self, poison: Sequence[tuple[Msg, Poison]]) -> None:
         async def one(msg: Msg, why: Poison) -> None:
@@ -181,6 +206,7 @@ class Sink:
             raise
         for _, why in poison:
             self._metrics.dead_lettered.labels(why.reason).inc()
+        self.progressed_at = time.monotonic()
 
     async def _retrying(self, what: str, attempt: Callable[[A], Awaitable[T]], arg: A) -> T:
         backoff = Backoff(self._settings.backoff_initial_s, self._settings.backoff_max_s, self._rng)

@@ -12,7 +12,7 @@ import msgspec
 import orjson
 
 from auditlog.eventjson import identity
-from auditlog.events import problem
+from auditlog.events import MAX_EVENT_BYTES, problem
 from ingest.jetstream import MSG_ID_HEADER, dead_letter
 from ingest.msgid import dead_letter_msg_id, event_msg_id
 from ingest.webhook.settings import SOURCE
@@ -91,13 +91,16 @@ def _dead_letter(payload: bytes, reason: str, *, subject: str, original_subject:
 def _route(
     out: Sorted, payload: bytes, stage: str, *, subject: str, dead_letter_subject: str, max_payload: int
 ) -> None:
-    """A storable event to publish, unless NATS could not take its size."""
-    if len(payload) + _HEADER_OVERHEAD > max_payload:
+    """A storable event to publish, unless it is over the event size limit or NATS could not take its size."""
+    if len(payload) > MAX_EVENT_BYTES:  # the store's rule, the consumer's too: refused here, where first seen
+        why = f"event of {len(payload)} bytes is over the {MAX_EVENT_BYTES}-byte event limit"
+    elif len(payload) + _HEADER_OVERHEAD > max_payload:
         why = f"event of {len(payload)} bytes is over the {max_payload}-byte message limit of NATS"
-        out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
-        out.dead_letter_reasons[TOO_LARGE] += 1
+    else:
+        out.events.append(Outgoing(subject, payload, {MSG_ID_HEADER: event_msg_id(payload, stage)}))
         return
-    out.events.append(Outgoing(subject, payload, {MSG_ID_HEADER: event_msg_id(payload, stage)}))
+    out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
+    out.dead_letter_reasons[TOO_LARGE] += 1
 
 
 def sort_plain(
