@@ -315,3 +315,11 @@ def test_a_retention_the_ttl_arithmetic_cannot_hold_is_refused(tmp_path: Path) -
     assert done.returncode == 2
     assert f"3000 is not from 0 to {MAX_RETENTION_DAYS}" in done.stderr
     assert not (tmp_path / "store").exists()  # refused before touching the store
+
+
+def test_an_integer_beyond_64_bits_outside_the_columns_is_published_with_every_digit() -> None:
+    """The slow path re-encodes what it parsed: a number parsed as a float would come back with digits lost."""
+    event = dict(EVENTS[0], user={"username": "u", "extra": {"n": ["x"]}})
+    payload = orjson.dumps(event).replace(b'"extra":', b'"big":12345678901234567890123,"extra":')
+    [published] = _webhook(payload).events
+    assert b"12345678901234567890123" in published.data

@@ -141,10 +141,11 @@ def gunzip(data: bytes, max_bytes: int, max_members: int = MAX_GZIP_MEMBERS) -> 
 def _loads(body: bytes) -> Any:
     """orjson first; only when it refuses, the standard parser, which keeps bad UTF-8 and lone surrogates as
     surrogate escapes: the items holding them are then dead-lettered alone instead of sinking the whole batch."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    if _LONG_DIGITS.search(body) is None:  # orjson reads integers beyond 64 bits as floats: digits would be lost
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return loads_exact(body.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError) as err:
