@@ -11,6 +11,7 @@ import sys
 from nats.errors import Error as NatsError
 
 from ingest.jetstream import STREAM, StreamSettings, connect
+from ingest.redaction import flags as redaction_flags
 from ingest.webhook.service import start_webhook
 from ingest.webhook.settings import WebhookSettings
 
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--max-in-flight", type=int, default=_DEFAULTS.max_in_flight, help="PubAcks outstanding at most"
     )
+    redaction_flags.add_arguments(parser, key_file=True)
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log lines at or above"
     )
@@ -99,6 +101,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         max_items=args.max_items,
         publish_timeout_s=args.publish_timeout,
         max_in_flight=args.max_in_flight,
+        redaction=redaction_flags.settings_from(args),
     )
 
 

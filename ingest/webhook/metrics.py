@@ -21,6 +21,11 @@ DUPLICATES = Counter(
 DEAD_LETTERED = Counter(
     "activity_webhook_events_dead_lettered_total", "Items PubAcked onto the dead-letter stream, by reason", ["reason"]
 )
+REDACTED = Counter(
+    "activity_webhook_events_redacted_total",
+    "Events published with credentials replaced by markers, by the resource whose rule replaced them",
+    ["resource"],
+)
 REQUEST_SECONDS = Histogram(
     "activity_webhook_request_duration_seconds", "Time to answer an EventList POST", buckets=_LATENCY_BUCKETS
 )

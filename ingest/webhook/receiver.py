@@ -17,6 +17,7 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from ingest.redaction import Redactor
 from ingest.webhook import metrics
 from ingest.webhook.decoding import BadRequest, check_content_type, event_list_items, plain_items, read_body
 from ingest.webhook.messages import Sorted, sort_items, sort_plain
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 _SETTINGS = web.AppKey("settings", WebhookSettings)
 _NC = web.AppKey("nc", NATS)
 _PUBLISHER = web.AppKey("publisher", PipelinedPublisher)
+_REDACTOR = web.AppKey("redactor", Redactor)
 _STREAM_MAX_MSG_SIZE = web.AppKey("stream_max_msg_size", int)
 _REASONS = {400: "BadRequest", 405: "MethodNotAllowed", 415: "UnsupportedMediaType", 503: "ServiceUnavailable"}
 
@@ -62,7 +64,7 @@ def _message_limit(max_payload: int, stream_max_msg_size: int) -> int:
     return min(max_payload, stream_max_msg_size) if stream_max_msg_size > 0 else max_payload
 
 
-def _sort_body(body: bytes, settings: WebhookSettings, *, max_payload: int) -> tuple[int, Sorted]:
+def _sort_body(body: bytes, settings: WebhookSettings, *, max_payload: int, redactor: Redactor) -> tuple[int, Sorted]:
     """(items received, what to publish): without building the items when all are storable (the common case),
     else parsed whole. Parsed items die here, freed by reference counting, so that the garbage collector never
     walks them while the batch waits for its PubAcks."""
@@ -73,12 +75,12 @@ def _sort_body(body: bytes, settings: WebhookSettings, *, max_payload: int) -> t
     gc.disable()
     where = {"subject": settings.subject, "dead_letter_subject": settings.dead_letter_subject}
     try:
-        plain = plain_items(body, settings.max_items)
+        plain = redactor.redact_plain(plain_items(body, settings.max_items))  # before anything is published
         if plain is not None:
             fast = sort_plain(plain, **where, max_payload=max_payload)
             if fast is not None:
                 return len(plain), fast
-        items = event_list_items(body, settings.max_items)
+        items = [redactor.redact_item(item) for item in event_list_items(body, settings.max_items)]
         return len(items), sort_items(items, **where, max_payload=max_payload)
     finally:
         if enabled:
@@ -93,7 +95,10 @@ async def _answer_events(request: web.Request) -> web.Response:
         check_content_type(request)
         body = await read_body(request, settings.max_body_bytes)
         received, sorted_items = _sort_body(
-            body, settings, max_payload=_message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE])
+            body,
+            settings,
+            max_payload=_message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE]),
+            redactor=request.app[_REDACTOR],
         )
     except BadRequest as err:
         return _reject(err.status, err.reason, err.message)
@@ -141,6 +146,7 @@ def build_app(
     app = web.Application()  # the body limit is enforced by decoding.read_body, on decompressed bytes
     app[_SETTINGS], app[_NC], app[_PUBLISHER] = settings, nc, publisher
     app[_STREAM_MAX_MSG_SIZE] = stream_max_msg_size
+    app[_REDACTOR] = Redactor(settings.redaction, on_redacted=lambda resource: metrics.REDACTED.labels(resource).inc())
     app.router.add_route("*", "/events", _events)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

@@ -1,0 +1,79 @@
+"""Which values of an audit event are credentials: the built-in rules (core Secrets, TokenRequest, TokenReview)
+and those given with `--redact-path`, matched by the event's objectRef, plus the kinds recognised wherever they are
+embedded (a Secret in a `List` of mixed kinds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.redaction.paths import WILDCARD, Path, PathRule
+from ingest.redaction.walk import Mark, embedded, redact_body, redact_object
+
+# kubectl apply keeps the whole object it applied in this annotation: for a Secret, its data in the clear.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+SECRET_PATHS: tuple[Path, ...] = (
+    ("data", WILDCARD),
+    ("stringData", WILDCARD),
+    ("metadata", "annotations", LAST_APPLIED),
+)
+TOKEN_REQUEST_PATHS: tuple[Path, ...] = (("status", "token"),)
+TOKEN_REVIEW_PATHS: tuple[Path, ...] = (("spec", "token"),)
+
+BUILT_IN = (
+    PathRule("", "secrets", None, SECRET_PATHS),
+    PathRule("", "serviceaccounts", "token", TOKEN_REQUEST_PATHS),
+    PathRule("authentication.k8s.io", "tokenreviews", None, TOKEN_REVIEW_PATHS),
+)
+# (API group, kind) -> paths, wherever such an object appears in a request or response body; a `<kind>List`
+# names its items' kind (list items carry no kind of their own).
+EMBEDDED_KINDS: dict[tuple[str, str], tuple[Path, ...]] = {
+    ("", "Secret"): SECRET_PATHS,
+    ("", "SecretList"): tuple(("items", WILDCARD, *p) for p in SECRET_PATHS),
+    ("authentication.k8s.io", "TokenRequest"): TOKEN_REQUEST_PATHS,
+    ("authentication.k8s.io", "TokenReview"): TOKEN_REVIEW_PATHS,
+}
+_KIND_LABELS = {
+    "Secret": "secrets",
+    "SecretList": "secrets",
+    "TokenRequest": "serviceaccounts/token",
+    "TokenReview": "tokenreviews.authentication.k8s.io",
+}
+BODIES = ("requestObject", "responseObject")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class Rules:
+    by_object_ref: tuple[PathRule, ...]
+
+    @classmethod
+    def with_extra(cls, extra: Iterable[PathRule]) -> Rules:
+        return cls((*BUILT_IN, *extra))
+
+    @property
+    def trigger_words(self) -> tuple[bytes, ...]:
+        """Bytes (a quoted JSON string) that a raw event needing redaction contains, unless it escapes them."""
+        words = {rule.resource for rule in self.by_object_ref} | {kind for _, kind in EMBEDDED_KINDS}
+        return tuple(sorted(f'"{w}"'.encode() for w in words))
+
+    def apply(self, event: dict[str, Any], mark: Mark) -> str | None:
+        """Redact `event` in place; the label of the rule that did (for metrics), None when nothing was."""
+        label = None
+        ref = event.get("objectRef")
+        if isinstance(ref, dict):
+            group, resource = _text(ref.get("apiGroup")), _text(ref.get("resource"))
+            subresource = ref.get("subresource") or None
+            for rule in self.by_object_ref:
+                matched = rule.matches(group, resource, subresource)
+                if matched and sum([redact_body(event, body, rule.paths, mark) for body in BODIES]) > 0:
+                    label = label or rule.label
+        for body in BODIES:
+            for obj, group_kind in embedded(event.get(body), EMBEDDED_KINDS):
+                if redact_object(obj, EMBEDDED_KINDS[group_kind], mark):
+                    label = label or _KIND_LABELS[group_kind[1]]
+        return label
