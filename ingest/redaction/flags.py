@@ -50,14 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, key_file: bool) -> None:
         )
 
 
-def settings_from(args: argparse.Namespace, key: bytes | None = None) -> RedactionSettings:
-    """`key`: a key the caller keeps (`activity up`); else --redaction-key-file, else $ACTIVITY_REDACTION_KEY."""
-    key_file: Path | None = getattr(args, "redaction_key_file", None)
-    if key is None and key_file is not None:
+def settings_from(args: argparse.Namespace) -> RedactionSettings:
+    """With the key from --redaction-key-file, else $ACTIVITY_REDACTION_KEY, where that flag exists (`activity up`
+    keeps its own)."""
+    key = None
+    if not hasattr(args, "redaction_key_file"):
+        pass
+    elif args.redaction_key_file is not None:
         try:
-            key = key_file.read_bytes().strip()
+            key = args.redaction_key_file.read_bytes().strip()
         except OSError as err:
-            raise ValueError(f"cannot read --redaction-key-file {key_file}: {err.strerror}") from None
-    if key is None and os.environ.get(KEY_ENV):
+            raise ValueError(f"cannot read --redaction-key-file {args.redaction_key_file}: {err.strerror}") from None
+    elif os.environ.get(KEY_ENV):
         key = os.environ[KEY_ENV].strip().encode()
     return RedactionSettings(enabled=not args.no_redact, key=key, extra=tuple(args.redact_path))
