@@ -2,8 +2,9 @@
 
 A path is a sequence of object keys from the object's root; `*` stands for every member of an object or every
 element of a list. Written with dots, a key that holds dots (or brackets) goes in brackets:
-`metadata.annotations[example.com/token]`. A rule is `RESOURCE[.GROUP][/SUBRESOURCE]:PATH`, as kubectl names
-resources: `configmaps:data.password`, `widgets.example.com:spec.apiKey`, `serviceaccounts/token:status.token`.
+`metadata.annotations[example.com/token]`. A rule is `GROUP/RESOURCE[/SUBRESOURCE]:PATH`, the group `core` for
+Kubernetes' core group: `core/configmaps:data.password`, `example.com/widgets:spec.apiKey`,
+`core/serviceaccounts/token:status.token`. Metrics name a rule the same way.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ WILDCARD = "*"
 Path = tuple[str, ...]
 
 _TOKEN = re.compile(r"\[(?P<bracket>[^\]]+)\]|(?P<plain>[^.\[\]]+)")
-_RESOURCE = re.compile(
-    r"(?P<resource>[a-z0-9][a-z0-9-]*)(?:\.(?P<group>[a-z0-9][a-z0-9.-]*))?(?:/(?P<sub>[a-z0-9-]+))?"
-)
-RULE_FORM = "RESOURCE[.GROUP][/SUBRESOURCE]:PATH, e.g. configmaps:data.password or widgets.example.com:spec.apiKey"
+_RESOURCE = re.compile(r"(?P<group>[a-z0-9][a-z0-9.-]*)/(?P<resource>[a-z0-9][a-z0-9-]*)(?:/(?P<sub>[a-z0-9-]+))?")
+CORE = "core"
+RULE_FORM = "GROUP/RESOURCE[/SUBRESOURCE]:PATH, e.g. core/configmaps:data.password or example.com/widgets:spec.apiKey"
 
 
 def parse_path(text: str) -> Path:
@@ -49,8 +49,8 @@ class PathRule:
 
     @property
     def label(self) -> str:
-        """How metrics name the rule: as kubectl names the resource."""
-        name = f"{self.resource}.{self.group}" if self.group else self.resource
+        """How metrics name the rule: as --redact-path does."""
+        name = f"{self.group or CORE}/{self.resource}"
         return f"{name}/{self.subresource}" if self.subresource else name
 
     def matches(self, group: str, resource: str, subresource: str | None) -> bool:
@@ -62,10 +62,10 @@ class PathRule:
 
 
 def parse_rule(spec: str) -> PathRule:
-    """`RESOURCE[.GROUP][/SUBRESOURCE]:PATH` (see the module doc); ValueError says what to write instead."""
+    """`GROUP/RESOURCE[/SUBRESOURCE]:PATH` (see the module doc); ValueError says what to write instead."""
     target, sep, path = spec.strip().partition(":")
     named = _RESOURCE.fullmatch(target)
     if not sep or named is None or not path:
         raise ValueError(f"--redact-path {spec!r} is not {RULE_FORM}")
-    group = named["group"] or ""
-    return PathRule("" if group == "core" else group, named["resource"], named["sub"], (parse_path(path),))
+    group = "" if named["group"] == CORE else named["group"]
+    return PathRule(group, named["resource"], named["sub"], (parse_path(path),))

@@ -35,10 +35,10 @@ EMBEDDED_KINDS: dict[tuple[str, str], tuple[Path, ...]] = {
     ("authentication.k8s.io", "TokenReview"): TOKEN_REVIEW_PATHS,
 }
 _KIND_LABELS = {
-    "Secret": "secrets",
-    "SecretList": "secrets",
-    "TokenRequest": "serviceaccounts/token",
-    "TokenReview": "tokenreviews.authentication.k8s.io",
+    "Secret": "core/secrets",
+    "SecretList": "core/secrets",
+    "TokenRequest": "core/serviceaccounts/token",
+    "TokenReview": "authentication.k8s.io/tokenreviews",
 }
 BODIES = ("requestObject", "responseObject")
 
