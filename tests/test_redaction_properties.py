@@ -1,20 +1,26 @@
 """Properties of redaction over generated events: no value at a redacted path survives anywhere in what is
-published (whatever the shape that carries it, escaped or not), redacting twice changes nothing more, and an event
-that holds no credential is published byte for byte."""
+published (whatever the shape that carries it, escaped or not; by the redactor and by the webhook on a real
+nats-server), redacting twice changes nothing more, and an event that holds no credential is published byte for
+byte."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redaction_support import KEY, audit_event, b64, leaks, secret
+from webhook_support import Running, running_webhook, stored
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.natsd import NatsServer
+from auditlog.events import event_key
+from ingest.jetstream import STREAM
 from ingest.redaction import RedactionSettings, Redactor
 
 REDACTOR = Redactor(RedactionSettings(key=KEY))
@@ -159,3 +165,26 @@ def test_generated_traffic_is_published_as_the_same_bytes(seed: int) -> None:
     for event in EventGenerator(GeneratorSettings(seed=seed)).events(50):
         sent = orjson.dumps(event)
         assert REDACTOR.redact(sent) is sent
+
+
+@pytest.fixture
+async def webhook(nats_server: NatsServer) -> AsyncIterator[Running]:
+    async with running_webhook(nats_server, redaction=RedactionSettings(key=KEY)) as running:
+        yield running
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(sensitive(), min_size=1, max_size=6), seed=st.integers(0, 2**32))
+async def test_what_the_webhook_publishes_holds_no_credential(
+    webhook: Running, batch: list[tuple[bytes, list[str]]], seed: int
+) -> None:
+    plain = [orjson.dumps(e) for e in EventGenerator(GeneratorSettings(seed=seed)).events(3)]
+    items = [sent for sent, _ in batch] + plain
+    body = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[' + b",".join(items) + b"]}"
+    status, summary = await webhook.post(body)
+    assert (status, summary["accepted"]) == (200, len(items))
+    published = {event_key(orjson.loads(m.data)): m.data for m in await stored(webhook.nc, STREAM)}
+    for sent, credentials in batch:
+        assert leaks(published[event_key(orjson.loads(sent))], credentials) == []
+    for sent in plain:
+        assert published[event_key(orjson.loads(sent))] == sent
