@@ -20,7 +20,7 @@ _MARKER = re.compile(re.escape(MARKER_PREFIX) + f"[0-9a-f]{{{MARKER_HEX_DIGITS}}
 
 
 def is_marker(value: Any) -> bool:
-    return isinstance(value, str) and _MARKER.fullmatch(value) is not None
+    return isinstance(value, str) and value.startswith(MARKER_PREFIX) and _MARKER.fullmatch(value) is not None
 
 
 def _canonical(value: Any) -> bytes:
@@ -36,5 +36,5 @@ def _canonical(value: Any) -> bytes:
 
 
 def marker(key: bytes, value: Any) -> str:
-    digest = hmac.new(key, _canonical(value), hashlib.sha256).hexdigest()
-    return MARKER_PREFIX + digest[:MARKER_HEX_DIGITS]
+    digest = hmac.digest(key, _canonical(value), hashlib.sha256)
+    return MARKER_PREFIX + digest[: MARKER_HEX_DIGITS // 2].hex()

@@ -203,3 +203,11 @@ def test_flags_make_the_settings(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     assert settings_from(parser.parse_args(["--no-redact"])).enabled is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--redact-path", "nonsense"])
+
+
+
+def test_a_secret_in_a_json_patch_of_another_resource_is_redacted() -> None:
+    listed = {"kind": "List", "apiVersion": "v1", "items": [secret({"password": "in-a-patch"})]}
+    patch = [{"op": "add", "path": "/spec/bundle", "value": listed}, {"op": "add", "path": "/x", "value": 1}]
+    event = audit_event("patch", "bundles", group="example.com", request=patch)
+    assert leaks(redactor().redact(orjson.dumps(event)), [b64("in-a-patch")]) == []

@@ -1,15 +1,13 @@
 """One event's bytes in, the bytes to publish out: credentials replaced by markers, everything else as it was.
 
-Most events hold no credential, and those are returned as the very same bytes, unparsed: a byte search decides
-(the event has a request or response body, and names a resource or kind a rule is about, or spells a letter as a
-`\\u` escape, which could hide either). Only the rest is parsed, and re-encoded only when a value was replaced.
+Most events hold no credential, and those are returned as the very same bytes, unparsed: `gate.Gate` reads the
+few fields that decide it. Only the rest is parsed, and re-encoded only when a value was replaced.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,16 +17,12 @@ import orjson
 
 from auditlog.eventjson import loads_exact
 from auditlog.redaction import marker
-from ingest.redaction.rules import Rules
+from ingest.redaction.gate import Gate
+from ingest.redaction.rules import EMBEDDED_KINDS, Rules
 from ingest.redaction.settings import RedactionSettings
 
 log = logging.getLogger(__name__)
 J = TypeVar("J")
-
-_BODY_KEYS = (b'"requestObject"', b'"responseObject"')
-# A \u escape of a letter, digit or '-' could spell a resource name or a body's key without its plain bytes.
-# Go's encoder escapes only <, > and & (\u003c, \u003e, \u0026), which this leaves on the fast path.
-_NAME_ESCAPE = re.compile(rb"\\u00(?:[4-7][0-9a-fA-F]|2[dD]|3[0-9])")
 
 
 def _no_count(label: str) -> None:
@@ -64,7 +58,7 @@ class Redactor:
     def __init__(self, settings: RedactionSettings, on_redacted: Callable[[str], None] = _no_count) -> None:
         self.enabled = settings.enabled
         self._rules = Rules.with_extra(settings.extra)
-        self._triggers = self._rules.trigger_words
+        self._gate = Gate(self._rules.resources, EMBEDDED_KINDS)
         self._on_redacted = on_redacted
         if not self.enabled:
             log.warning(
@@ -86,11 +80,7 @@ class Redactor:
 
     def may_hold_credentials(self, data: bytes) -> bool:
         """False only when no rule can apply to the event `data` is (the fast path: publish it as it is)."""
-        if b"\\u" in data and _NAME_ESCAPE.search(data):
-            return True
-        if _BODY_KEYS[0] not in data and _BODY_KEYS[1] not in data:
-            return False  # all rules are about the request and response bodies
-        return any(word in data for word in self._triggers)
+        return self._gate.needs_look(data)
 
     def redact(self, data: bytes) -> bytes:
         """`data` itself when it holds no credential, else the event re-encoded with each credential replaced by
@@ -110,6 +100,9 @@ class Redactor:
             return items
         out = []
         for raw, judged in items:
+            if not self._gate.needs_look(raw):  # read in place: most events are never copied
+                out.append((raw, judged))
+                continue
             data = bytes(raw)
             try:
                 redacted = self.redact(data)

@@ -56,22 +56,25 @@ class Rules:
         return cls((*BUILT_IN, *extra))
 
     @property
-    def trigger_words(self) -> tuple[bytes, ...]:
-        """Bytes (a quoted JSON string) that a raw event needing redaction contains, unless it escapes them."""
-        words = {rule.resource for rule in self.by_object_ref} | {kind for _, kind in EMBEDDED_KINDS}
-        return tuple(sorted(f'"{w}"'.encode() for w in words))
+    def resources(self) -> frozenset[tuple[str, str]]:
+        """(API group, resource) of every objectRef a rule is about."""
+        return frozenset((rule.group, rule.resource) for rule in self.by_object_ref)
 
     def apply(self, event: dict[str, Any], mark: Mark) -> str | None:
         """Redact `event` in place; the label of the rule that did (for metrics), None when nothing was."""
-        label = None
+        label, built_in = None, False
         ref = event.get("objectRef")
         if isinstance(ref, dict):
             group, resource = _text(ref.get("apiGroup")), _text(ref.get("resource"))
             subresource = ref.get("subresource") or None
             for rule in self.by_object_ref:
-                matched = rule.matches(group, resource, subresource)
-                if matched and sum([redact_body(event, body, rule.paths, mark) for body in BODIES]) > 0:
+                if not rule.matches(group, resource, subresource):
+                    continue
+                built_in = built_in or rule in BUILT_IN
+                if sum([redact_body(event, body, rule.paths, mark) for body in BODIES]) > 0:
                     label = label or rule.label
+        if built_in:  # a Secret's, TokenRequest's or TokenReview's bodies embed no other object
+            return label
         for body in BODIES:
             for obj, group_kind in embedded(event.get(body), EMBEDDED_KINDS):
                 if redact_object(obj, EMBEDDED_KINDS[group_kind], mark):

@@ -1,5 +1,5 @@
 """Replacing the values at given paths of a parsed JSON document, in place: in an object (or each item of a list
-response), inside a JSON patch's operations, and in any embedded object that names itself by kind.
+response), inside a JSON patch's operations, and in the objects of a body that name their kind.
 
 Every walk keeps its own stack rather than recursing: an event nested deeper than the interpreter's recursion limit
 is still walked whole. A value that is null (a merge patch deleting a key) or already a marker is left as it is.
@@ -53,7 +53,10 @@ def redact_object(body: Any, paths: tuple[Path, ...], mark: Mark) -> int:
     """The values at `paths` of an object (and of each item, when it is a list response), or of each operation
     when it is a JSON patch."""
     if isinstance(body, dict):
-        return sum(redact_path(body, p, mark) + redact_path(body, ("items", WILDCARD, *p), mark) for p in paths)
+        count = sum(redact_path(body, p, mark) for p in paths)
+        if isinstance(body.get("items"), list):
+            count += sum(redact_path(body, ("items", WILDCARD, *p), mark) for p in paths)
+        return count
     if isinstance(body, list):
         return sum(redact_json_patch(body, p, mark) for p in paths)
     return 0
@@ -100,19 +103,23 @@ def redact_json_patch(operations: list[Any], path: Path, mark: Mark) -> int:
     return count
 
 
+def _with_items(node: Any) -> list[Any]:
+    items = node.get("items") if isinstance(node, dict) else None
+    return [node, *items] if isinstance(items, list) else [node]
+
+
 def embedded(body: Any, kinds: Mapping[tuple[str, str], Any]) -> Iterator[tuple[dict[str, Any], tuple[str, str]]]:
-    """Each object under `body` (itself included) whose (API group, kind) is in `kinds`, with that pair: a Secret
-    in a `List` of mixed kinds, a TokenReview wherever it is."""
-    stack = [body]
-    while stack:
-        node = stack.pop()
+    """The objects of `body` that name an (API group, kind) in `kinds`, with that pair: the body itself, each item
+    of a list body (a `List` of mixed kinds), the value of each JSON patch operation (and its items)."""
+    if isinstance(body, list):
+        candidates = [c for op in body if isinstance(op, dict) for c in _with_items(op.get("value"))]
+    else:
+        candidates = _with_items(body)
+    for node in candidates:
         if isinstance(node, dict):
             kind, version = node.get("kind"), node.get("apiVersion")
             if isinstance(kind, str) and isinstance(version, str) and (group_of(version), kind) in kinds:
                 yield node, (group_of(version), kind)
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
 
 
 def group_of(api_version: str) -> str:
