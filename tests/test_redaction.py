@@ -3,6 +3,7 @@ whether the value changed, and every event that holds none comes back as the ver
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from redaction_support import KEY, Case, audit_event, b64, cases, leaks, markers_at, secret
 
+from activity.cli import EnvDefaultsFormatter, apply_env_defaults
 from activity.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.redaction import MARKER_PREFIX, is_marker, marker
 from ingest.redaction import RedactionSettings, Redactor, parse_path, parse_rule
@@ -183,11 +185,9 @@ def test_redact_path_rules(spec: str, expected: tuple[str, str, str | None, tupl
     assert parse_path("a[b.c]") == ("a", "b.c")
 
 
-def test_flags_make_the_settings(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser, key_file=True)
+def test_flags_make_the_settings(tmp_path: Any) -> None:
+    parser = argparse.ArgumentParser(formatter_class=EnvDefaultsFormatter)
+    add_arguments(parser, key_flags=True)
     key_file = tmp_path / "key"
     key_file.write_text("0123456789abcdef0123456789abcdef\n")
     args = parser.parse_args(["--redact-path", "core/configmaps:data.x", "--redaction-key-file", str(key_file)])
@@ -195,8 +195,6 @@ def test_flags_make_the_settings(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     assert settings.enabled and settings.key == b"0123456789abcdef0123456789abcdef"
     assert [r.label for r in settings.extra] == ["core/configmaps"]
     assert "0123" not in repr(settings), "the key stays out of logs"
-    monkeypatch.setenv("ACTIVITY_REDACTION_KEY", "from-the-environment-0123")
-    assert settings_from(parser.parse_args([])).key == b"from-the-environment-0123"
     key_file.write_text("short")
     with pytest.raises(ValueError, match="at least 16"):
         settings_from(parser.parse_args(["--redaction-key-file", str(key_file)]))
@@ -204,6 +202,9 @@ def test_flags_make_the_settings(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SystemExit):
         parser.parse_args(["--redact-path", "nonsense"])
 
+    apply_env_defaults(parser, {"ACTIVITY_REDACTION_KEY": "from-the-environment-0123"})
+    assert settings_from(parser.parse_args([])).key == b"from-the-environment-0123"
+    assert "from-the-environment" not in parser.format_help(), "--help shows no key"
 
 
 def test_a_secret_in_a_json_patch_of_another_resource_is_redacted() -> None:

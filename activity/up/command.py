@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="cluster the webhook's events are filed under (audit.k8s.<name>)",
     )
-    redaction_flags.add_arguments(parser, key_file=False)  # the key is generated into DIR/pki/redaction.key
+    redaction_flags.add_arguments(parser, key_flags=False)  # the key is generated into DIR/pki/redaction.key
 
 
 def prepare_data_dir(root: Path) -> DataDir:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ingest.redaction.paths import RULE_FORM, PathRule, parse_rule
 from ingest.redaction.settings import RedactionSettings
 
-KEY_ENV = "ACTIVITY_REDACTION_KEY"
+
+class HiddenKey(str):
+    """A key given as a flag value or in the environment: shown as "(hidden)" wherever argparse prints it."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> HiddenKey:
+        return super().__new__(cls, str.__str__(value))  # its text, not "(hidden)", when argparse converts it again
+
+    def __repr__(self) -> str:
+        return "(hidden)"
+
+    __str__ = __repr__
 
 
 def _rule(spec: str) -> PathRule:
@@ -19,7 +30,7 @@ def _rule(spec: str) -> PathRule:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, key_file: bool) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, key_flags: bool) -> None:
     group = parser.add_argument_group(
         "credentials",
         "Secret data and stringData (also in lists, patches of every type and kubectl's last-applied annotation), "
@@ -40,27 +51,33 @@ def add_arguments(parser: argparse.ArgumentParser, *, key_file: bool) -> None:
         help=f"also redact this path of the request and response objects of a resource; repeatable. RULE is "
         f"{RULE_FORM}; '*' matches every key or list item, [key] quotes a key holding dots",
     )
-    if key_file:
+    if key_flags:
         group.add_argument(
             "--redaction-key-file",
             type=Path,
             metavar="FILE",
-            help=f"the installation's secret key for markers (at least 16 bytes), the same on every replica; or its "
-            f"value in {KEY_ENV}. Without either a random key is used, and markers change on restart",
+            help="the installation's secret key for markers (at least 16 bytes, e.g. `openssl rand -hex 32`), the "
+            "same on every replica and kept across restarts. Without a key a random one is used, and markers change "
+            "on restart",
+        )
+        group.add_argument(
+            "--redaction-key",
+            type=HiddenKey,
+            metavar="KEY",
+            help="the key itself, best from the environment (a Kubernetes Secret): a flag value is visible to every "
+            "user of the machine",
         )
 
 
 def settings_from(args: argparse.Namespace) -> RedactionSettings:
-    """With the key from --redaction-key-file, else $ACTIVITY_REDACTION_KEY, where that flag exists (`activity up`
-    keeps its own)."""
+    """With the key from --redaction-key-file, else --redaction-key, where those flags exist (`activity up` keeps
+    its own key)."""
     key = None
-    if not hasattr(args, "redaction_key_file"):
-        pass
-    elif args.redaction_key_file is not None:
+    if getattr(args, "redaction_key_file", None) is not None:
         try:
             key = args.redaction_key_file.read_bytes().strip()
         except OSError as err:
             raise ValueError(f"cannot read --redaction-key-file {args.redaction_key_file}: {err.strerror}") from None
-    elif os.environ.get(KEY_ENV):
-        key = os.environ[KEY_ENV].strip().encode()
+    elif getattr(args, "redaction_key", None):
+        key = str.encode(args.redaction_key).strip()
     return RedactionSettings(enabled=not args.no_redact, key=key, extra=tuple(args.redact_path))

@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--max-in-flight", type=int, default=_DEFAULTS.max_in_flight, help="PubAcks outstanding at most"
     )
-    redaction_flags.add_arguments(parser, key_file=True)
+    redaction_flags.add_arguments(parser, key_flags=True)
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log lines at or above"
     )
