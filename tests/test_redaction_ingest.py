@@ -13,7 +13,7 @@ import orjson
 import pytest
 from consumer_support import drained, eventually, running
 from prometheus_client import REGISTRY
-from redaction_support import KEY, audit_event, cases, leaks, markers_at, secret
+from redaction_support import KEY, audit_event, b64, cases, leaks, markers_at, secret
 from webhook_support import Running, event_list, running_webhook, stored
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
@@ -122,3 +122,23 @@ async def test_through_the_consumer_nothing_of_a_credential_is_stored(webhook: R
         assert by_id[event_key(event)] == sent, "stored byte for byte"
     versions = [orjson.loads(by_id[event_key(e)])["responseObject"]["data"]["password"] for e in history]
     assert versions[0] != versions[1] == versions[2], "the markers still tell a change from none"
+
+
+def _deep(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"d": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [300, 900])
+async def test_a_deeply_nested_secret_event_is_stored_or_dead_lettered_without_its_values(
+    webhook: Running, depth: int
+) -> None:
+    # 300 levels: past orjson's encoder (the standard one re-encodes it); 900: past that too (dead-lettered whole).
+    event = audit_event("create", "secrets", request=secret({"password": "deep-Pa55"}) | {"deep": _deep(depth)})
+    status, summary = await webhook.post(event_list([event]))
+    assert status == 200 and summary["accepted"] + summary["deadLettered"] == 1
+    for stream in (STREAM, DEAD_LETTER_STREAM):
+        for message in await stored(webhook.nc, stream):
+            assert leaks(message.data, ["deep-Pa55", b64("deep-Pa55")]) == []

@@ -54,8 +54,8 @@ class Gate:
         if not bodies:
             return False  # every rule is about the request and response bodies
         ref = event.objectRef
-        if ref is not None and (ref.apiGroup, ref.resource) in self._resources:
-            return True
+        if ref is None or (ref.apiGroup, ref.resource) in self._resources:
+            return True  # without an objectRef, what the bodies are is unknown
         for body in bodies:
             if not isinstance(body, _Body) or self._known(body):
                 return True

@@ -112,9 +112,12 @@ class Redactor:
         return out
 
     def redact_item(self, item: Any) -> Any:
-        """A parsed event (any JSON value), redacted in place and returned."""
-        if self.enabled and isinstance(item, dict):
-            self._apply(item)
+        """A parsed event (any JSON value: an item bound for a dead letter may be a list of events), redacted in
+        place and returned."""
+        if self.enabled:
+            for event in item if isinstance(item, list) else [item]:
+                if isinstance(event, dict):
+                    self._apply(event)
         return item
 
     def _apply(self, event: dict[str, Any]) -> bool:

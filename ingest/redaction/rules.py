@@ -1,6 +1,6 @@
 """Which values of an audit event are credentials: the built-in rules (core Secrets, TokenRequest, TokenReview)
-and those given with `--redact-path`, matched by the event's objectRef, plus the kinds recognised wherever they are
-embedded (a Secret in a `List` of mixed kinds)."""
+and those given with `--redact-path`, matched by the event's objectRef, plus the objects of a body that name one of
+those kinds (a Secret in a `List` of mixed kinds). See docs/redaction.md."""
 
 from __future__ import annotations
 
@@ -62,18 +62,19 @@ class Rules:
 
     def apply(self, event: dict[str, Any], mark: Mark) -> str | None:
         """Redact `event` in place; the label of the rule that did (for metrics), None when nothing was."""
-        label, built_in = None, False
+        label = None
         ref = event.get("objectRef")
         if isinstance(ref, dict):
             group, resource = _text(ref.get("apiGroup")), _text(ref.get("resource"))
             subresource = ref.get("subresource") or None
-            for rule in self.by_object_ref:
-                if not rule.matches(group, resource, subresource):
-                    continue
-                built_in = built_in or rule in BUILT_IN
-                if sum([redact_body(event, body, rule.paths, mark) for body in BODIES]) > 0:
-                    label = label or rule.label
-        if built_in:  # a Secret's, TokenRequest's or TokenReview's bodies embed no other object
+            matching = [rule for rule in self.by_object_ref if rule.matches(group, resource, subresource)]
+        else:  # bodies without an objectRef to say what they are (a broken event, bound for a dead letter)
+            matching = list(BUILT_IN)
+        for rule in matching:
+            if sum([redact_body(event, body, rule.paths, mark) for body in BODIES]) > 0:
+                label = label or rule.label
+        if isinstance(ref, dict) and any(rule in BUILT_IN for rule in matching):
+            # a Secret's, TokenRequest's or TokenReview's bodies embed no other object
             return label
         for body in BODIES:
             for obj, group_kind in embedded(event.get(body), EMBEDDED_KINDS):
