@@ -88,6 +88,9 @@ class Redactor:
         must not be published."""
         if not self.enabled or not self.may_hold_credentials(data):
             return data
+        return self._looked_at(data)
+
+    def _looked_at(self, data: bytes) -> bytes:
         event = _parse(data)
         if not isinstance(event, dict) or not self._apply(event):
             return data
@@ -105,7 +108,7 @@ class Redactor:
                 continue
             data = bytes(raw)
             try:
-                redacted = self.redact(data)
+                redacted = self._looked_at(data)
             except ValueError:
                 return None
             out.append((raw if redacted is data else msgspec.Raw(redacted), judged))
