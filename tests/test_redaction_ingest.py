@@ -142,3 +142,14 @@ async def test_a_deeply_nested_secret_event_is_stored_or_dead_lettered_without_i
     for stream in (STREAM, DEAD_LETTER_STREAM):
         for message in await stored(webhook.nc, stream):
             assert leaks(message.data, ["deep-Pa55", b64("deep-Pa55")]) == []
+
+
+async def test_each_redacted_event_is_counted_once_whichever_path_its_batch_takes(webhook: Running) -> None:
+    expected = {c.resource: sum(1 for d in CASES if d.resource == c.resource) for c in CASES}
+    for extra in ([], ["not an event"]):  # the fast path, then a batch the full path must judge
+        before = {resource: redacted_count(resource) for resource in expected}
+        status, summary = await webhook.post_items(
+            [*(dict(c.event, auditID=f"{c.name}{extra}") for c in CASES), *extra]
+        )
+        assert (status, summary["deadLettered"]) == (200, len(extra))
+        assert {r: redacted_count(r) - before[r] for r in expected} == expected

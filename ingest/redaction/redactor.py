@@ -60,6 +60,7 @@ class Redactor:
         self._rules = Rules.with_extra(settings.extra)
         self._gate = Gate(self._rules.resources, EMBEDDED_KINDS)
         self._on_redacted = on_redacted
+        self._pending: list[str] = []  # labels of `redact_plain`'s last items, counted once they are published
         if not self.enabled:
             log.warning(
                 "redaction is OFF: Secret data, service account tokens and TokenReview tokens are stored as "
@@ -90,15 +91,17 @@ class Redactor:
             return data
         return self._looked_at(data)
 
-    def _looked_at(self, data: bytes) -> bytes:
+    def _looked_at(self, data: bytes, count: Callable[[str], None] | None = None) -> bytes:
         event = _parse(data)
-        if not isinstance(event, dict) or not self._apply(event):
+        if not isinstance(event, dict) or not self._apply(event, count or self._on_redacted):
             return data
         return _encode(event)
 
     def redact_plain(self, items: list[tuple[msgspec.Raw, J]] | None) -> list[tuple[msgspec.Raw, J]] | None:
         """Items as sent (the webhook's fast path), each redacted; None when one cannot be re-encoded after its
-        redaction (the full path then judges them all), or when `items` is."""
+        redaction (the full path then judges them all), or when `items` is. They are counted by `count_plain()`,
+        once the fast path publishes them (else the full path redacts and counts them again)."""
+        self._pending = []
         if items is None or not self.enabled:
             return items
         out = []
@@ -108,11 +111,16 @@ class Redactor:
                 continue
             data = bytes(raw)
             try:
-                redacted = self._looked_at(data)
+                redacted = self._looked_at(data, self._pending.append)
             except ValueError:
                 return None
             out.append((raw if redacted is data else msgspec.Raw(redacted), judged))
         return out
+
+    def count_plain(self) -> None:
+        for label in self._pending:
+            self._on_redacted(label)
+        self._pending = []
 
     def redact_item(self, item: Any) -> Any:
         """A parsed event (any JSON value: an item bound for a dead letter may be a list of events), redacted in
@@ -120,12 +128,12 @@ class Redactor:
         if self.enabled:
             for event in item if isinstance(item, list) else [item]:
                 if isinstance(event, dict):
-                    self._apply(event)
+                    self._apply(event, self._on_redacted)
         return item
 
-    def _apply(self, event: dict[str, Any]) -> bool:
+    def _apply(self, event: dict[str, Any], count: Callable[[str], None]) -> bool:
         label = self._rules.apply(event, self.mark)
         if label is None:
             return False
-        self._on_redacted(label)
+        count(label)
         return True

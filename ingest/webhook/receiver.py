@@ -79,6 +79,7 @@ def _sort_body(body: bytes, settings: WebhookSettings, *, max_payload: int, reda
         if plain is not None:
             fast = sort_plain(plain, **where, max_payload=max_payload)
             if fast is not None:
+                redactor.count_plain()
                 return len(plain), fast
         items = [redactor.redact_item(item) for item in event_list_items(body, settings.max_items)]
         return len(items), sort_items(items, **where, max_payload=max_payload)
