@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from auditlog.fields import BY_PATH
+from kubectl_activity import redacted
 from kubectl_activity.output import cell, print_table
 
 COLUMNS = tuple(BY_PATH[p] for p in ("stageTimestamp", "verb", "user.username", "responseStatus.code"))
@@ -53,6 +54,7 @@ def changes(events_newest_first: Sequence[Mapping[str, Any]]) -> list[Change]:
 
 
 def _dump(state: Mapping[str, Any]) -> list[str]:
+    state = redacted.masked(state)  # a credential's marker is not a value to show
     metadata = {k: v for k, v in (state.get("metadata") or {}).items() if k not in VOLATILE_METADATA}
     shown = {**state, "metadata": metadata} if "metadata" in state else dict(state)
     return yaml.safe_dump(shown, sort_keys=True, allow_unicode=True).splitlines()
@@ -103,12 +105,14 @@ def render_diffs(items: Sequence[Change], console: Console) -> None:
             console.print(_diff_text(["+" + line for line in _dump(change.state)]), end="")
             previous = change.state
         else:
-            lines = diff_lines(previous, change.state)
-            if not lines:
+            lines, secrets = diff_lines(previous, change.state), redacted.changed(previous, change.state)
+            if not lines and not secrets:
                 console.print("   no change")
             else:
                 if _without_metadata(previous) == _without_metadata(change.state):
                     console.print(Text("   metadata only", "yellow"))
+                for line in secrets:
+                    console.print(Text(f"   {line}", "yellow"))
                 console.print(_diff_text(lines), end="")
             previous = change.state
         console.print()

@@ -199,7 +199,10 @@ def go_duration(text: str) -> float:
 
 
 # Secrets the production overlay leaves to the operator (its README says how to create them).
-DEPLOY_TIME = {"ACTIVITY_STORE": "http://activity:secret@clickhouse-activity:8123/audit"}
+DEPLOY_TIME = {
+    "ACTIVITY_STORE": "http://activity:secret@clickhouse-activity:8123/audit",
+    "ACTIVITY_REDACTION_KEY": "0123456789abcdef0123456789abcdef",  # Secret activity-redaction-key (optional)
+}
 
 
 def containers(monkeypatch: pytest.MonkeyPatch, target: str) -> list[Container]:

@@ -49,14 +49,17 @@ def _prom(
 WEBHOOK: tuple[Panel | Row, ...] = (
     Row("Webhook: kube-apiserver → JetStream"),
     _prom(
-        "Events received, published, duplicate",
+        "Events received, published, duplicate, redacted",
         "Items per second in accepted EventLists (received) and PubAcked by JetStream (published). Published "
         "should follow received; a gap that stays open means items are being dead-lettered or batches refused. "
         "Duplicates are batches kube-apiserver resent after a timeout: a steady rate means the webhook answers "
-        "too slowly for its --audit-webhook timeouts.",
+        "too slowly for its --audit-webhook timeouts. Redacted: events whose credentials (Secret data, tokens) "
+        "were replaced by markers before publishing, by resource; many of them means the audit policy logs "
+        "Secrets at Request level or above.",
         PromTarget(f"sum({rate(_W + 'events_received_total')})", "received"),
         PromTarget(f"sum({rate(_W + 'events_published_total')})", "published"),
         PromTarget(f"sum({rate(_W + 'events_duplicate_total')})", "duplicate"),
+        PromTarget(f"sum by (resource) ({rate(_W + 'events_redacted_total')})", "redacted: {{resource}}"),
         unit="ops",
     ),
     _prom(

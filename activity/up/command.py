@@ -15,6 +15,7 @@ from activity.up.banner import banner
 from activity.up.errors import UpError
 from activity.up.layout import DEFAULT_DATA_DIR, DEFAULT_PORT_BASE, DataDir, Ports
 from activity.up.stack import Stack, UpSettings
+from ingest.redaction import flags as redaction_flags
 from ingest.webhook.settings import WebhookSettings
 
 log = logging.getLogger("activity.up")
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="cluster the webhook's events are filed under (audit.k8s.<name>)",
     )
+    redaction_flags.add_arguments(parser, key_flags=False)  # the key is generated into DIR/pki/redaction.key
 
 
 def prepare_data_dir(root: Path) -> DataDir:
@@ -104,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _log_to(data.log)
-    settings = UpSettings(data, ports, cluster=args.cluster_name, demo=args.with_demo_traffic)
+    settings = UpSettings(
+        data,
+        ports,
+        cluster=args.cluster_name,
+        demo=args.with_demo_traffic,
+        redaction=redaction_flags.settings_from(args),  # the key: kept in DIR/pki, read at start
+    )
     try:
         return asyncio.run(serve(settings))
     except UpError as err:

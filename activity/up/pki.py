@@ -51,6 +51,19 @@ class LocalPki:
         """Signs continue tokens: kept, so a next-page command still works after a restart."""
         return self.directory / "cursor.key"
 
+    @property
+    def redaction_key(self) -> Path:
+        """Keys the markers that replace credentials: kept apart from the certificates and never renewed with
+        them, since a new key makes every redacted value look changed."""
+        return self.directory / "redaction.key"
+
+    def ensure_redaction_key(self) -> bytes:
+        if not self.redaction_key.is_file():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.redaction_key.touch(mode=0o600)
+            self.redaction_key.write_text(secrets.token_hex(32) + "\n")
+        return self.redaction_key.read_bytes().strip()
+
     def _files(self) -> tuple[Path, ...]:
         return (self.ca_cert, self.serving_cert, self.serving_key, self.client_cert, self.client_key, self.cursor_key)
 

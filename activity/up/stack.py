@@ -13,7 +13,7 @@ import contextlib
 import errno
 import logging
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -41,6 +41,7 @@ from ingest.consumer.consumer import Consumer
 from ingest.consumer.probes import start_probes
 from ingest.consumer.settings import ConsumerSettings
 from ingest.jetstream import connect
+from ingest.redaction import RedactionSettings
 from ingest.webhook.service import WebhookHandle, start_webhook
 from ingest.webhook.settings import WebhookSettings
 
@@ -57,6 +58,7 @@ class UpSettings:
     ports: Ports
     cluster: str = "local"
     demo: bool = False
+    redaction: RedactionSettings = field(default_factory=RedactionSettings)  # its key: kept in pki/
 
     @property
     def kube_name(self) -> str:
@@ -173,8 +175,10 @@ class Stack:
         await self._start_apiserver(config)
         self._webhook_nc = await connect(self.nats.url, "activity-up-webhook")
         try:
+            redaction = replace(s.redaction, key=self.pki.ensure_redaction_key())
             self.webhook = await start_webhook(
-                WebhookSettings(host=HOST, port=s.ports.webhook, cluster=s.cluster), self._webhook_nc
+                WebhookSettings(host=HOST, port=s.ports.webhook, cluster=s.cluster, redaction=redaction),
+                self._webhook_nc,
             )
         except OSError as err:
             raise port_error("webhook", s.ports.webhook, s.ports, err) from None

@@ -12,6 +12,7 @@ from nats.errors import Error as NatsError
 
 from auditlog.listener import add_listener_arguments, listener_limits
 from ingest.jetstream import STREAM, StreamSettings, connect
+from ingest.redaction import flags as redaction_flags
 from ingest.webhook.service import start_webhook
 from ingest.webhook.settings import WebhookSettings
 
@@ -78,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-in-flight", type=int, default=_DEFAULTS.max_in_flight, help="PubAcks outstanding at most"
     )
     add_listener_arguments(parser)
+    redaction_flags.add_arguments(parser, key_flags=True)
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log lines at or above"
     )
@@ -102,6 +104,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         publish_timeout_s=args.publish_timeout,
         max_in_flight=args.max_in_flight,
         listener=listener_limits(args),
+        redaction=redaction_flags.settings_from(args),
     )
 
 

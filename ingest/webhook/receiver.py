@@ -18,6 +18,7 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from ingest.redaction import Redactor
 from ingest.webhook import metrics
 from ingest.webhook.collector import collector_paused
 from ingest.webhook.decoding import (
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 _SETTINGS = web.AppKey("settings", WebhookSettings)
 _NC = web.AppKey("nc", NATS)
 _PUBLISHER = web.AppKey("publisher", PipelinedPublisher)
+_REDACTOR = web.AppKey("redactor", Redactor)
 _STREAM_MAX_MSG_SIZE = web.AppKey("stream_max_msg_size", int)
 _DECODING = web.AppKey("decoding", ThreadPoolExecutor)
 _REASONS = {400: "BadRequest", 405: "MethodNotAllowed", 415: "UnsupportedMediaType", 503: "ServiceUnavailable"}
@@ -74,19 +76,21 @@ def _message_limit(max_payload: int, stream_max_msg_size: int) -> int:
     return min(max_payload, stream_max_msg_size) if stream_max_msg_size > 0 else max_payload
 
 
-def _sort_body(body: Body, settings: WebhookSettings, max_payload: int) -> tuple[int, Sorted]:
+def _sort_body(body: Body, settings: WebhookSettings, max_payload: int, redactor: Redactor) -> tuple[int, Sorted]:
     """(items received, what to publish): without building the items when all are storable (the common case),
     else parsed whole. Parsed items die here, freed by reference counting, so that the garbage collector never
     walks them while the batch waits for its PubAcks (nor runs while they are built: `collector`)."""
     where = {"subject": settings.subject, "dead_letter_subject": settings.dead_letter_subject}
     with collector_paused():
         data = decoded(body, settings.max_body_bytes)
-        plain = plain_items(data, settings.max_items)
+        plain, redacted = redactor.redact_plain(plain_items(data, settings.max_items))  # before publishing
         if plain is not None:
             fast = sort_plain(plain, **where, max_payload=max_payload)
             if fast is not None:
+                redactor.count(redacted)
                 return len(plain), fast
         items = event_list_items(data, settings.max_items, counted=plain is not None)
+        items = [redactor.redact_item(item) for item in items]
         return len(items), sort_items(items, **where, max_payload=max_payload)
 
 
@@ -98,11 +102,14 @@ async def _answer_events(request: web.Request) -> web.Response:
         check_content_type(request)
         body = await read_body(request, settings.max_body_bytes)
         limit = _message_limit(nc.max_payload, request.app[_STREAM_MAX_MSG_SIZE])
+        redactor = request.app[_REDACTOR]
         if body.heavy:  # the loop keeps serving other requests meanwhile
-            work = asyncio.get_running_loop().run_in_executor(request.app[_DECODING], _sort_body, body, settings, limit)
+            work = asyncio.get_running_loop().run_in_executor(
+                request.app[_DECODING], _sort_body, body, settings, limit, redactor
+            )
             received, sorted_items = await work
         else:
-            received, sorted_items = _sort_body(body, settings, limit)
+            received, sorted_items = _sort_body(body, settings, limit, redactor)
     except BadRequest as err:
         if isinstance(err, Aborted):
             log.info("request from %s: %s", request.remote, err.message)
@@ -160,6 +167,7 @@ def build_app(
     # the GIL lets only zlib and simdjson run beside the loop anyway.
     app[_DECODING] = ThreadPoolExecutor(1, thread_name_prefix="webhook-decode")
     app.on_cleanup.append(_stop_decoding)
+    app[_REDACTOR] = Redactor(settings.redaction, on_redacted=lambda resource: metrics.REDACTED.labels(resource).inc())
     app.router.add_route("*", "/events", _events)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

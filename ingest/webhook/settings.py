@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from auditlog.listener import ListenerLimits
 from ingest.jetstream import StreamSettings, dead_letter_subject, events_subject
+from ingest.redaction.settings import RedactionSettings
 
 SOURCE = "webhook"  # the dead-letter source name: audit.deadletter.webhook.<cluster>
 # One subject token: no dots, spaces or wildcards, so `audit.k8s.<cluster>` stays inside `audit.k8s.>`.
@@ -28,6 +29,7 @@ class WebhookSettings:
     publish_timeout_s: float = 10.0  # kube-apiserver's own webhook timeout is 30 s: answer 503 well before it
     max_in_flight: int = 4096  # PubAcks outstanding across all requests (measured fast, bounded memory)
     listener: ListenerLimits = field(default_factory=ListenerLimits)  # connection cap, header/body timeouts
+    redaction: RedactionSettings = field(default_factory=RedactionSettings)
 
     def __post_init__(self) -> None:
         if not _CLUSTER_TOKEN.fullmatch(self.cluster):
