@@ -350,3 +350,8 @@ def leaks(data: bytes, credentials: list[str]) -> list[str]:
     except ValueError:
         return found
     return found + [c for c in credentials if any(c in s for s in strings) and c not in found]
+
+
+def event_key(event: dict[str, Any]) -> tuple[str, str]:
+    """Which request and stage an event is: how these tests pair what was sent with what was published."""
+    return event["auditID"], event["stage"]

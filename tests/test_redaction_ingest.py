@@ -13,12 +13,11 @@ import orjson
 import pytest
 from consumer_support import drained, eventually, running
 from prometheus_client import REGISTRY
-from redaction_support import KEY, audit_event, b64, cases, leaks, markers_at, secret
+from redaction_support import KEY, audit_event, b64, cases, event_key, leaks, markers_at, secret
 from webhook_support import Running, event_list, running_webhook, stored
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
 from activity.natsd import NatsServer
-from auditlog.events import event_key
 from auditlog.storage import Store
 from ingest.jetstream import DEAD_LETTER_STREAM, STREAM
 from ingest.redaction import RedactionSettings

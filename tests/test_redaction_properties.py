@@ -14,12 +14,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redaction_support import KEY, audit_event, b64, leaks, secret
+from redaction_support import KEY, audit_event, b64, event_key, leaks, secret
 from webhook_support import Running, running_webhook, stored
 
 from activity.loadgen.events import EventGenerator, GeneratorSettings
 from activity.natsd import NatsServer
-from auditlog.events import event_key
 from ingest.jetstream import STREAM
 from ingest.redaction import RedactionSettings, Redactor
 
