@@ -62,17 +62,22 @@ def apply_env_defaults(parser: argparse.ArgumentParser, environ: dict[str, str] 
         if name not in environ:
             continue
         raw = environ[name]
-        value: Any
-        if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
-            value = _truthy(raw)
-        elif isinstance(action, argparse._StoreFalseAction):
-            value = not _truthy(raw)  # ACTIVITY_NO_X=true means "the flag is given"
-        elif action.nargs in ("*", "+") or isinstance(action, argparse._AppendAction):
-            value = [action.type(v) if action.type else v for v in raw.split(",") if v]  # type: ignore[operator]
-        else:
-            value = action.type(raw) if callable(action.type) else raw
-        action.default = value
+        try:
+            action.default = _env_value(action, raw)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+            parser.error(f"environment variable {name}={raw!r}: {err}")
         action.required = False
+
+
+def _env_value(action: argparse.Action, raw: str) -> Any:
+    """`raw` converted as the flag's own value would be."""
+    if isinstance(action, argparse._StoreTrueAction | argparse.BooleanOptionalAction):
+        return _truthy(raw)
+    if isinstance(action, argparse._StoreFalseAction):
+        return not _truthy(raw)  # ACTIVITY_NO_X=true means "the flag is given"
+    if action.nargs in ("*", "+") or isinstance(action, argparse._AppendAction):
+        return [action.type(v) if action.type else v for v in raw.split(",") if v]  # type: ignore[operator]
+    return action.type(raw) if callable(action.type) else raw
 
 
 def load(name: str) -> Command:

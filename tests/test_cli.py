@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -75,3 +76,16 @@ def test_bad_store_dsn_is_a_clear_error_not_a_traceback() -> None:
     )
     assert result.returncode == 2
     assert "unknown store DSN scheme" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_environment_value_the_flag_would_refuse_is_a_usage_error_naming_it() -> None:
+    """Not a traceback: the variable, its value and why, with the exit code of a bad flag."""
+    done = subprocess.run(
+        [sys.executable, "-m", "activity.cli", "webhook", "--nats-url", "nats://127.0.0.1:1"],
+        env={**os.environ, "ACTIVITY_MAX_ITEMS": "abc"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "environment variable ACTIVITY_MAX_ITEMS='abc'" in done.stderr and "Traceback" not in done.stderr
