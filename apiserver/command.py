@@ -29,11 +29,11 @@ from apiserver.auditlogquery.types import (
     DEFAULT_MAX_WINDOW,
     QuerySettings,
 )
-from apiserver.auth.authconfig import AuthSettings, add_auth_arguments, duration
+from apiserver.auth.authconfig import AuthSettings, add_auth_arguments
 from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
 from auditlog.config import ConfigError, parse_store_dsn
-from auditlog.durations import DurationError, parse_timedelta
+from auditlog.durations import DurationError, duration_flag, parse_timedelta
 from auditlog.listener import add_listener_arguments, listener_limits
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serving.add_argument("--logging-format", choices=FORMATS, default="text", help="log line format")
     serving.add_argument(
         "--request-timeout",
-        type=duration,
+        type=duration_flag,
         default=f"{DEFAULT_REQUEST_TIMEOUT_SECONDS:g}s",
         help="time before a request is answered 504 Timeout",
     )
     serving.add_argument(
         "--shutdown-delay-duration",
-        type=duration,
+        type=duration_flag,
         default="0s",
         help="how long to keep serving after SIGTERM while /readyz reports not ready",
     )

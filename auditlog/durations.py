@@ -11,6 +11,7 @@ with `days=True` the units `d` (24h) and `w` (7d) are accepted as well. Go has n
 
 from __future__ import annotations
 
+import argparse
 import re
 from datetime import timedelta
 from fractions import Fraction
@@ -175,3 +176,20 @@ def format_timedelta(d: timedelta, *, days: bool = False) -> str:
     if rest:
         parts += [c for c in re.findall(r"[0-9.]+[^0-9.]+", format_ns(rest)) if float(re.sub(r"[^0-9.]", "", c))]
     return sign + ("".join(parts) or "0s")
+
+
+def duration_flag(text: str) -> float:
+    """An argparse type for a duration flag, written as Kubernetes flags are (`10s`, `1m30s`, `500ms`; a bare
+    number is refused for its missing unit): seconds, 0 or more."""
+    try:
+        seconds = parse_seconds(text)
+    except DurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; a duration flag needs 0 or more")
+    return seconds
+
+
+def flag_default(seconds: float) -> str:
+    """A default in the form the flag takes, so that `--help` shows `10s` and argparse converts it like a value."""
+    return format_ns(round(seconds * SECOND))

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from auditlog.durations import duration_flag, flag_default
+
 log = logging.getLogger(__name__)
 
 _REFUSAL_LOG_INTERVAL_S = 10.0
@@ -75,24 +77,21 @@ def add_listener_arguments(parser: argparse.ArgumentParser, *, tls: bool = False
     )
     group.add_argument(
         "--header-timeout",
-        type=float,
-        default=defaults.header_timeout_s,
-        metavar="SECONDS",
+        type=duration_flag,
+        default=flag_default(defaults.header_timeout_s),
         help="a request's headers must be in within this, from the connection's accept or the request's first byte",
     )
     group.add_argument(
         "--body-timeout",
-        type=float,
-        default=defaults.body_timeout_s,
-        metavar="SECONDS",
+        type=duration_flag,
+        default=flag_default(defaults.body_timeout_s),
         help="a request's body must be in within this after its headers",
     )
     if tls:
         group.add_argument(
             "--tls-handshake-timeout",
-            type=float,
-            default=defaults.tls_handshake_timeout_s,
-            metavar="SECONDS",
+            type=duration_flag,
+            default=flag_default(defaults.tls_handshake_timeout_s),
             help="a TLS handshake must be done within this after the connection is accepted",
         )
 

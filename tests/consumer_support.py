@@ -51,7 +51,7 @@ FAST = ConsumerSettings(
 # A CHECK the store enforces at insert: valid audit events whose auditID starts with "poison" are refused by the
 # store itself (ClickHouse code 469), as no check of ours could foresee.
 POISON_CHECK = "ALTER TABLE events ADD CONSTRAINT IF NOT EXISTS no_poison CHECK NOT startsWith(audit_id, 'poison')"
-FAST_FLAGS = ["--batch-events", "100", "--batch-age", "0.2", "--max-ack-pending", "1000", "--backoff-max", "0.5"]
+FAST_FLAGS = ["--batch-events", "100", "--batch-age", "200ms", "--max-ack-pending", "1000", "--backoff-max", "500ms"]
 
 
 def generated(requests: int, seed: int = 1) -> list[dict[str, Any]]:

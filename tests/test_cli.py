@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
-from activity.cli import apply_env_defaults, env_name
+import pytest
+
+from activity.cli import apply_env_defaults, build_parser, env_name
+from auditlog.durations import duration_flag
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,3 +92,17 @@ def test_an_environment_value_the_flag_would_refuse_is_a_usage_error_naming_it()
     )
     assert done.returncode == 2
     assert "environment variable ACTIVITY_MAX_ITEMS='abc'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["webhook", "consume", "apiserver"])
+def test_every_duration_flag_takes_a_go_duration_and_refuses_a_bare_number(command: str) -> None:
+    """One rule for every time flag, as Kubernetes' own flags: `1m30s` reads as 90 seconds, `30` lacks its unit."""
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    flags = [a for a in sub._actions if a.type is duration_flag]
+    assert len(flags) >= 3  # the listener's timeouts at least
+    for action in flags:
+        assert isinstance(action.default, str) and action.default.endswith(("s", "m", "h"))  # --help shows `10s`
+        assert action.type("1m30s") == 90.0
+        with pytest.raises(argparse.ArgumentTypeError, match="unit"):
+            action.type("30")

@@ -221,7 +221,7 @@ async def test_a_restart_mid_batch_redelivers_it_and_it_goes_through(nats_server
     finally:
         setup.close()  # the consumer processes own the store directory from here
     events, poison = poisoned(spread(completes(300), days=150), at=[5, 200])
-    flags = ["--batch-events", "2000", "--batch-age", "1", "--max-ack-pending", "4000", "--ack-wait", "2"]
+    flags = ["--batch-events", "2000", "--batch-age", "1s", "--max-ack-pending", "4000", "--ack-wait", "2s"]
     nc = await connect(nats_server.url, "test")
     try:
         await events_stream(nc)

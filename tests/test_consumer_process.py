@@ -57,7 +57,7 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing_and_shows_nothing_tw
 ) -> None:
     events = generated(600)
     nc = await connect(nats_server.url, "test")
-    flags = [*FAST_FLAGS, "--ack-wait", "2"]  # what the killed process held comes back after 2 s
+    flags = [*FAST_FLAGS, "--ack-wait", "2s"]  # what the killed process held comes back after 2 s
     first = spawn_consumer(nats_server.url, store_dsn, *flags)
     second: subprocess.Popen[bytes] | None = None
     try:
@@ -99,7 +99,7 @@ async def test_sigterm_flushes_the_held_batch_acks_and_exits_0_and_probes_answer
         "--batch-events",
         "5000",
         "--batch-age",
-        "120",
+        "2m",
         "--listen",
         f"127.0.0.1:{port}",
     )
@@ -158,7 +158,7 @@ async def test_sigterm_with_the_store_down_hands_the_batch_back_and_exits_1(
     events = generated(50)
     nc = await connect(nats_server.url, "test")
     never_migrated = f"chdb://{tmp_path / 'empty'}"
-    process = spawn_consumer(nats_server.url, never_migrated, *FAST_FLAGS, "--shutdown-grace", "1")
+    process = spawn_consumer(nats_server.url, never_migrated, *FAST_FLAGS, "--shutdown-grace", "1s")
     try:
         await events_stream(nc)
         await publish(nc, events)

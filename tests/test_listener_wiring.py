@@ -27,7 +27,7 @@ from ingest.jetstream import connect
 from ingest.webhook.command import settings_from
 
 SMALL = ListenerLimits(max_connections=20, header_timeout_s=1.0, body_timeout_s=1.0, tls_handshake_timeout_s=1.0)
-FLAGS = ["--max-connections=20", "--header-timeout=1.5", "--body-timeout=2"]
+FLAGS = ["--max-connections=20", "--header-timeout=1.5s", "--body-timeout=2s"]
 
 
 async def _crowd(port: int, count: int) -> list[asyncio.StreamWriter]:
@@ -91,7 +91,7 @@ def test_each_command_takes_the_connection_flags() -> None:
     consume = listener_limits(build_parser("consume").parse_args(["consume", "--store=chdb:///x", *FLAGS]))
     apiserver = settings_from_args(
         build_parser("apiserver").parse_args(
-            ["apiserver", "--store=chdb:///x", "--tls-handshake-timeout=3", "--authorization-mode=AlwaysAllow", *FLAGS]
+            ["apiserver", "--store=chdb:///x", "--tls-handshake-timeout=3s", "--authorization-mode=AlwaysAllow", *FLAGS]
         )
     )
     expected = ListenerLimits(max_connections=20, header_timeout_s=1.5, body_timeout_s=2.0)

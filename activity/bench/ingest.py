@@ -210,7 +210,7 @@ def measure_rss(bench: IngestBench, events: list[bytes], work: Path) -> RssResul
             "--batch-events": str(bench.batch),
         }
         consumer = start_activity(
-            ["consume", *(x for pair in flags.items() for x in pair), "--shutdown-grace", "1", "--log-level", "ERROR"],
+            ["consume", *(x for pair in flags.items() for x in pair), "--shutdown-grace", "1s", "--log-level", "ERROR"],
             work / "consumer.log",
         )
         try:

@@ -16,22 +16,11 @@ from apiserver.auth.configmap import POLL_SECONDS
 from apiserver.auth.requestheader import RequestHeaderConfig
 from apiserver.auth.tokenreview import CACHE_TTL_SECONDS
 from apiserver.auth.trust import FILE_CHECK_INTERVAL_SECONDS
-from auditlog.durations import DurationError, parse_seconds
+from auditlog.durations import duration_flag, flag_default
 
 
 def comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def duration(value: str) -> float:
-    """A non-negative Go duration (`10s`, `1m30s`, `500ms`) → seconds."""
-    try:
-        seconds = parse_seconds(value)
-    except DurationError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    if seconds < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is negative; a duration flag needs 0 or more")
-    return seconds
 
 
 def boolean(value: str) -> bool:
@@ -116,8 +105,8 @@ def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
     )
     authn.add_argument(
         "--authentication-token-webhook-cache-ttl",
-        type=duration,
-        default=CACHE_TTL_SECONDS,
+        type=duration_flag,
+        default=flag_default(CACHE_TTL_SECONDS),
         help="how long TokenReview answers are cached (Go duration like 10s or 2m)",
     )
     authn.add_argument(
@@ -148,14 +137,14 @@ def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
     )
     authz.add_argument(
         "--authorization-webhook-cache-authorized-ttl",
-        type=duration,
-        default=ALLOW_TTL_SECONDS,
+        type=duration_flag,
+        default=flag_default(ALLOW_TTL_SECONDS),
         help="how long an allowed SubjectAccessReview is cached",
     )
     authz.add_argument(
         "--authorization-webhook-cache-unauthorized-ttl",
-        type=duration,
-        default=DENY_TTL_SECONDS,
+        type=duration_flag,
+        default=flag_default(DENY_TTL_SECONDS),
         help="how long a denied SubjectAccessReview is cached",
     )
 

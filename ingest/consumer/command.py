@@ -12,6 +12,7 @@ import sys
 from nats.aio.client import Client as NATS
 
 from auditlog.config import ConfigError, StoreConfig, parse_store_dsn
+from auditlog.durations import duration_flag, flag_default
 from auditlog.fields import STAGES
 from auditlog.listener import DEFAULT_LIMITS, ListenerLimits, add_listener_arguments, listener_limits
 from auditlog.storage import Store
@@ -46,7 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-events", type=int, default=D.batch_events, help="insert after this many messages")
     parser.add_argument("--batch-bytes", type=int, default=D.batch_bytes, help="insert after this many bytes")
     parser.add_argument(
-        "--batch-age", type=float, default=D.batch_age_s, help="insert a batch at the latest this many seconds old"
+        "--batch-age",
+        type=duration_flag,
+        default=flag_default(D.batch_age_s),
+        help="insert a batch at the latest this old",
     )
     parser.add_argument(
         "--max-event-bytes",
@@ -62,22 +66,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {ACK_PENDING_PER_BATCH} x --batch-events)",
     )
     parser.add_argument(
-        "--ack-wait", type=float, default=D.ack_wait_s, help="seconds before JetStream redelivers an unacked message"
+        "--ack-wait",
+        type=duration_flag,
+        default=flag_default(D.ack_wait_s),
+        help="how long before JetStream redelivers an unacked message",
     )
     parser.add_argument(
-        "--backoff-max", type=float, default=D.backoff_max_s, help="longest wait between retries of a failing store"
+        "--backoff-max",
+        type=duration_flag,
+        default=flag_default(D.backoff_max_s),
+        help="longest wait between retries of a failing store",
     )
     parser.add_argument(
         "--shutdown-grace",
-        type=float,
-        default=D.shutdown_grace_s,
+        type=duration_flag,
+        default=flag_default(D.shutdown_grace_s),
         help="on SIGTERM, how long to keep retrying a failing store before handing the batch back",
     )
     parser.add_argument(
         "--stall-after",
-        type=float,
-        default=D.stall_after_s,
-        help="seconds a batch may be held without any insert or ack before /readyz fails",
+        type=duration_flag,
+        default=flag_default(D.stall_after_s),
+        help="how long a batch may be held without any insert or ack before /readyz fails",
     )
     add_listener_arguments(parser)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

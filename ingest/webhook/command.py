@@ -10,6 +10,7 @@ import sys
 
 from nats.errors import Error as NatsError
 
+from auditlog.durations import duration_flag, flag_default
 from auditlog.listener import add_listener_arguments, listener_limits
 from ingest.jetstream import STREAM, StreamSettings, connect
 from ingest.redaction import flags as redaction_flags
@@ -46,13 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     streams.add_argument(
         "--duplicate-window",
-        type=float,
-        default=_STREAM_DEFAULTS.duplicate_window_s,
-        metavar="SECONDS",
+        type=duration_flag,
+        default=flag_default(_STREAM_DEFAULTS.duplicate_window_s),
         help="JetStream drops an event re-sent byte for byte within this window",
     )
     streams.add_argument(
-        "--max-age", type=float, default=_STREAM_DEFAULTS.max_age_s, metavar="SECONDS", help="stream retention"
+        "--max-age", type=duration_flag, default=flag_default(_STREAM_DEFAULTS.max_age_s), help="stream retention"
     )
     streams.add_argument(
         "--max-bytes", type=int, default=_STREAM_DEFAULTS.max_bytes, help="stream size limit (-1: unlimited)"
@@ -70,9 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     limits.add_argument(
         "--publish-timeout",
-        type=float,
-        default=_DEFAULTS.publish_timeout_s,
-        metavar="SECONDS",
+        type=duration_flag,
+        default=flag_default(_DEFAULTS.publish_timeout_s),
         help="how long a batch waits for its PubAcks before answering 503",
     )
     limits.add_argument(
