@@ -27,7 +27,9 @@ from apiserver.auditlogquery.types import DEFAULT_MAX_PAGE_SIZE, DEFAULT_MAX_WIN
 from apiserver.auth.authconfig import AuthSettings, add_auth_arguments, duration
 from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
+from auditlog import engineoutput
 from auditlog.config import ConfigError, parse_store_dsn
+from auditlog.storelock import claim
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +136,18 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
 
 
 async def serve(settings: ApiServerSettings, dsn: str, shutdown_delay_seconds: float) -> None:
-    handle = await start_apiserver(settings, parse_store_dsn(dsn))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down: finishing in-flight requests")
-    await handle.stop(shutdown_delay_seconds)
+    config = parse_store_dsn(dsn)
+    if config.embedded:
+        engineoutput.capture()  # the engine writes to descriptor 2: into our (possibly JSON) log lines instead
+    with claim(config):  # an embedded store another process holds: refuse now, not "serving" and never ready
+        handle = await start_apiserver(settings, config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests")
+        await handle.stop(shutdown_delay_seconds)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,12 +10,16 @@ import site
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from consumer_support import spawn_consumer
 from up_support import UP_COMMAND, free_port_base, run_up, running_up
 
+from activity.natsd import NatsServer
 from activity.up.layout import HOST
+from auditlog.storelock import holder
 
 
 def _one_error_line(stderr: str) -> str:
@@ -111,3 +115,23 @@ def test_a_nats_server_that_dies_stops_everything_with_a_pointer_to_its_log(tmp_
             in message
         )
         assert (tmp_path / "data" / "up.lock").read_text() == ""
+
+
+def test_a_store_another_process_holds_is_named_with_that_process(tmp_path: Path, nats_server: NatsServer) -> None:
+    """`activity consume` started by hand on up's store: up refuses in one line instead of failing later."""
+    store = tmp_path / "data" / "store"
+    consumer = spawn_consumer(nats_server.url, f"chdb://{store}")
+    try:
+        deadline = time.monotonic() + 60
+        while (found := holder(store)) is None or found.pid != consumer.pid:
+            assert consumer.poll() is None and time.monotonic() < deadline, "the consumer never claimed its store"
+            time.sleep(0.1)
+        done = run_up(tmp_path / "data")
+        assert done.returncode == 1, done.stderr
+        message = _one_error_line(done.stderr)
+        assert f"the embedded store {store} is in use by process {consumer.pid} (" in message
+        assert "`activity up`" in message
+        assert consumer.poll() is None, "the process holding the store keeps running"
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        consumer.communicate(timeout=60)

@@ -15,6 +15,7 @@ from activity.up.banner import banner
 from activity.up.errors import UpError
 from activity.up.layout import DEFAULT_DATA_DIR, DEFAULT_PORT_BASE, DataDir, Ports
 from activity.up.stack import Stack, UpSettings
+from auditlog import engineoutput
 from ingest.webhook.settings import WebhookSettings
 
 log = logging.getLogger("activity.up")
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _log_to(data.log)
+    engineoutput.capture()  # the embedded engine's messages go to the log, not over the banner
     settings = UpSettings(data, ports, cluster=args.cluster_name, demo=args.with_demo_traffic)
     try:
         return asyncio.run(serve(settings))
