@@ -136,25 +136,25 @@ def settings_from_args(args: argparse.Namespace) -> ApiServerSettings:
 
 
 async def serve(settings: ApiServerSettings, dsn: str, shutdown_delay_seconds: float) -> None:
-    config = parse_store_dsn(dsn)
-    if config.embedded:
-        engineoutput.capture()  # the engine writes to descriptor 2: into our (possibly JSON) log lines instead
-    with claim(config):  # an embedded store another process holds: refuse now, not "serving" and never ready
-        handle = await start_apiserver(settings, config)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("shutting down: finishing in-flight requests")
-        await handle.stop(shutdown_delay_seconds)
+    handle = await start_apiserver(settings, parse_store_dsn(dsn))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests")
+    await handle.stop(shutdown_delay_seconds)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.logging_format)
     try:
         settings = settings_from_args(args)
-        asyncio.run(serve(settings, args.store, args.shutdown_delay_duration))
+        config = parse_store_dsn(args.store)
+        if config.embedded:
+            engineoutput.capture()  # the engine writes to descriptor 2: into our (possibly JSON) log lines instead
+        with claim(config):  # an embedded store another process holds: refuse now, not "serving" and never ready
+            asyncio.run(serve(settings, args.store, args.shutdown_delay_duration))
     except (ConfigError, ValueError, OSError) as err:
         log.error("%s", err)
         return 2
