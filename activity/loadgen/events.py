@@ -132,9 +132,9 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StoredObject:
-    """One object as the cluster holds it (mutable: the generator's own state, never handed out)."""
+    """One object as the cluster holds it; a write replaces it with its next version."""
 
     uid: str
     created: str  # creationTimestamp
