@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from packaging.requirements import Requirement
 
@@ -67,3 +68,11 @@ def test_the_otlp_exporter_imports() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["OTLPSpanExporter", "opentelemetry.proto.common.v1.InstrumentationScope"]
+
+
+def test_ci_and_the_image_install_the_package_plainly() -> None:
+    # What they install is what the README's `pip install` gives: no step repairs it afterwards.
+    repo = Path(__file__).resolve().parent.parent
+    for script in (repo / ".ci" / "run", repo / "Dockerfile"):
+        text = script.read_text()
+        assert "--force-reinstall" not in text and "xds-protos" not in text, script.name
