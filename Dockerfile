@@ -11,10 +11,7 @@ COPY apiserver /src/apiserver
 COPY activity /src/activity
 COPY kubectl_activity /src/kubectl_activity
 # A wheel install (not editable): the final stage copies only the virtualenv, never the sources or pip's caches.
-# xds-protos ships a stale copy of the OpenTelemetry protos: reinstall opentelemetry-proto's over it (OTLP tracing).
 RUN /opt/activity/bin/pip install /src \
-    && /opt/activity/bin/pip install --force-reinstall --no-deps \
-       "opentelemetry-proto==$(/opt/activity/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')" \
     && /opt/activity/bin/pip uninstall --yes pip setuptools \
     && find /opt/activity -name '__pycache__' -prune -exec rm -rf {} +
 

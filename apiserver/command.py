@@ -32,9 +32,11 @@ from apiserver.auditlogquery.types import (
 from apiserver.auth.authconfig import AuthSettings, add_auth_arguments
 from apiserver.http.logs import FORMATS, configure_logging
 from apiserver.http.tracing import load_tracing_configuration
+from auditlog import engineoutput
 from auditlog.config import ConfigError, parse_store_dsn
 from auditlog.durations import DurationError, duration_flag, parse_timedelta
 from auditlog.listener import add_listener_arguments, listener_limits
+from auditlog.storelock import claim
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +188,11 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.logging_format)
     try:
         settings = settings_from_args(args)
-        asyncio.run(serve(settings, args.store, args.shutdown_delay_duration))
+        config = parse_store_dsn(args.store)
+        if config.embedded:
+            engineoutput.capture()  # the engine writes to descriptor 2: into our (possibly JSON) log lines instead
+        with claim(config):  # an embedded store another process holds: refuse now, not "serving" and never ready
+            asyncio.run(serve(settings, args.store, args.shutdown_delay_duration))
     except (ConfigError, ValueError, OSError) as err:
         log.error("%s", err)
         return 2

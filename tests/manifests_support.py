@@ -27,7 +27,8 @@ from activity.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config"
-CRDS = REPO.parent / "shared" / "crds"
+# Beside the clone (as CI lays it out); ACTIVITY_CRDS_DIR points elsewhere, e.g. from a git worktree.
+CRDS = Path(os.environ.get("ACTIVITY_CRDS_DIR") or REPO.parent / "shared" / "crds")
 KUBERNETES_VERSION = "1.32"  # the kubectl on this project's machines; every built-in kind used here is GA there
 IMAGE = "activity"  # the base's image name; overlays only change its tag or registry
 

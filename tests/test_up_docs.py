@@ -18,3 +18,7 @@ def test_the_history_example_names_the_first_runs_busiest_object() -> None:
     assert examples
     assert set(examples) == {(busiest.resource, busiest.name, busiest.namespace)}
     assert busiest.versions >= 2
+    words = {2: "twice", 3: "three times", 4: "four times", 5: "five times"}
+    assert f"changes {words.get(busiest.versions, f'{busiest.versions} times')} in them" in " ".join(
+        GUIDE.read_text().split()
+    )

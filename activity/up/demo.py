@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from activity.loadgen import Delivery, TrafficPlan, clocked_plan, send
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.loadgen.batches import generator_for
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ class DemoTraffic:
         seed = 2 * run
         step = BURST_SPAN / (BURST_EVENTS // 2)
         burst = TrafficPlan(events=BURST_EVENTS, start=now - BURST_SPAN, step=step, seed=seed)
-        return cls(burst, clocked_plan(TRICKLE_EVENTS, now=now, rate=TRICKLE_RATE, seed=seed + 1))
+        # The trickle goes on from the burst's cluster: its objects keep their state (no second create).
+        trickle = replace(clocked_plan(TRICKLE_EVENTS, now=now, rate=TRICKLE_RATE, seed=seed + 1), after=burst)
+        return cls(burst, trickle)
 
     @staticmethod
     def next_run(counter: Path) -> int:
@@ -63,13 +65,12 @@ class DemoTraffic:
         return self.burst.events // 2
 
     def busiest_object(self) -> DemoObject:
-        """The namespaced object the burst writes successfully most often (each write is a new version)."""
-        plan = self.burst
-        generator = EventGenerator(GeneratorSettings(seed=plan.seed, start=plan.start, step=plan.step))
+        """The namespaced object the burst changes most often (each create, update or patch is a new version)."""
         writes: Counter[tuple[str, str, str]] = Counter()
-        for event in generator.events(self.burst.events // 2):
+        for event in generator_for(self.burst).events(self.burst.events // 2):
             ref = event.get("objectRef", {})
-            if event["stage"] == "ResponseComplete" and "responseObject" in event and ref.get("namespace"):
+            stored = event["stage"] == "ResponseComplete" and event["verb"] in ("create", "update", "patch")
+            if stored and "responseObject" in event and ref.get("namespace"):
                 writes[(ref["resource"], ref["namespace"], ref["name"])] += 1
         (resource, namespace, name), versions = max(writes.items(), key=lambda item: (item[1], item[0]))
         return DemoObject(resource, namespace, name, versions)

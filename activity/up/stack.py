@@ -37,6 +37,7 @@ from apiserver.auth.requestheader import RequestHeaderConfig
 from auditlog.config import StoreConfig, parse_store_dsn
 from auditlog.schema import migrate
 from auditlog.storage import Store
+from auditlog.storelock import StoreInUse, claim
 from ingest.consumer.consumer import Consumer
 from ingest.consumer.probes import start_probes
 from ingest.consumer.settings import ConsumerSettings
@@ -103,6 +104,7 @@ class Stack:
     webhook: WebhookHandle | None = None
     consumer: Consumer | None = None
     _lock: DataDirLock | None = None
+    _store_claim: contextlib.ExitStack | None = None
     _webhook_nc: NATS | None = None
     _consumer_nc: NATS | None = None
     _consumer_store: Store | None = None
@@ -153,6 +155,11 @@ class Stack:
             raise UpError(str(err)) from None
         self._lock = DataDirLock(s.data.lock)
         self._lock.acquire()
+        self._store_claim = contextlib.ExitStack()
+        try:  # a separate `activity consume` or `apiserver` on this store: say so before starting anything
+            self._store_claim.enter_context(claim(self.store_config))
+        except StoreInUse as err:
+            raise UpError(str(err)) from None
         orphans.end_orphan(s.data.nats_pid, s.data.nats)
         check_ports_free(s.ports)
         if self.pki.ensure():
@@ -249,6 +256,9 @@ class Stack:
             self.nats.stop()
             self.nats = None
             self.settings.data.nats_pid.unlink(missing_ok=True)
+        if self._store_claim is not None:
+            self._store_claim.close()
+            self._store_claim = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

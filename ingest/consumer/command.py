@@ -11,11 +11,13 @@ import sys
 
 from nats.aio.client import Client as NATS
 
+from auditlog import engineoutput
 from auditlog.config import ConfigError, StoreConfig, parse_store_dsn
 from auditlog.durations import duration_flag, flag_default
 from auditlog.fields import STAGES
 from auditlog.listener import DEFAULT_LIMITS, ListenerLimits, add_listener_arguments, listener_limits
 from auditlog.storage import Store
+from auditlog.storelock import StoreInUse, claim
 from ingest.consumer.consumer import Consumer
 from ingest.consumer.probes import parse_listen, start_probes
 from ingest.consumer.settings import ACK_PENDING_PER_BATCH, ConsumerSettings, SettingsError
@@ -121,7 +123,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(settings, args.nats_url, config, listen, limits))
+    if config.embedded:
+        engineoutput.capture()  # the engine writes to descriptor 2: into our log lines instead
+    try:
+        with claim(config):  # an embedded store another process holds: refuse now, not retry forever
+            return asyncio.run(serve(settings, args.nats_url, config, listen, limits))
+    except StoreInUse as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 async def _connect(url: str, stopping: asyncio.Event) -> NATS | None:

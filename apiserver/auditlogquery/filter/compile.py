@@ -9,10 +9,10 @@ from __future__ import annotations
 import difflib
 import re
 
-from cel.expr.checked_pb2 import CheckedExpr
 from cel_expr_python import cel
 from google.protobuf import any_pb2
 
+from apiserver.auditlogquery.filter.celexpr import CheckedExpr
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem
 from apiserver.auditlogquery.filter.schema import MESSAGE_NAMES, environment, schema
 

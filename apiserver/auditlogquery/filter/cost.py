@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cel.expr.checked_pb2 import CheckedExpr
-from cel.expr.syntax_pb2 import Expr
-
+from apiserver.auditlogquery.filter.celexpr import CheckedExpr, Comprehension, Expr
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem, line_column
 from apiserver.auditlogquery.filter.schema import schema
 from auditlog.fields import FIELDS, Field
@@ -139,7 +137,7 @@ def _nodes(expr: Expr) -> list[Expr]:
     return found
 
 
-def _macro_name(comp: Expr.Comprehension) -> str:
+def _macro_name(comp: Comprehension) -> str:
     """exists/all/exists_one, told apart by the accumulator's start (false / true / 0) as the macros expand."""
     init = comp.accu_init.const_expr
     if init.HasField("bool_value"):

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NoReturn
 
-from cel.expr.checked_pb2 import CheckedExpr, Type
-from cel.expr.syntax_pb2 import Expr
-
+from apiserver.auditlogquery.filter.celexpr import CheckedExpr, Comprehension, Expr, Type
 from apiserver.auditlogquery.filter.literals import check_regex, duration_ns, timestamp_ns
 from apiserver.auditlogquery.filter.problem import FilterRejected, Problem, line_column
 from apiserver.auditlogquery.filter.schema import schema
@@ -325,7 +323,7 @@ class _Translator:
         self._fail(list_expr, "a list must hold only strings or only ints")
 
     @staticmethod
-    def _macro(comp: Expr.Comprehension) -> tuple[str | None, Expr | None]:
+    def _macro(comp: Comprehension) -> tuple[str | None, Expr | None]:
         """Recognise the expansion of exists / all / exists_one and return the macro's name and predicate."""
 
         def is_accu(e: Expr) -> bool:
