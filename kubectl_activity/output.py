@@ -9,14 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import yaml
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-
 from auditlog.fields import Field, FieldKind, table_fields
-from kubectl_activity import jsonpath_template
 from kubectl_activity.errors import PluginError
+
+# rich, yaml and jsonpath are imported where used: each costs start-up time a command may not need.
 
 FORMATS = ("table", "wide", "json", "yaml", "name", "jsonpath=TEMPLATE")
 MISSING = "<none>"  # what kubectl's custom columns show for an absent value
@@ -34,6 +30,8 @@ class OutputFormat:
         if kind in ("table", "wide", "json", "yaml", "name") and not template:
             return cls(kind)
         if kind == "jsonpath" and template:
+            from kubectl_activity import jsonpath_template
+
             jsonpath_template.compile_template(template)  # a bad template fails before any request
             return cls(kind, template)
         raise PluginError(
@@ -68,6 +66,10 @@ def print_table(
     rows: Sequence[Sequence[str]], headers: Sequence[str], out: IO[str], *, show_headers: bool = True
 ) -> None:
     """Left-aligned columns, COLUMN_GAP apart, never wrapped or cut (pipe it into grep/awk as kubectl's)."""
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(
         box=None,
         pad_edge=False,
@@ -141,8 +143,12 @@ class EventPrinter:
         if kind == "json":
             self.out.write(json.dumps(as_list(self._held, continue_token), indent=4, ensure_ascii=False) + "\n")
         elif kind == "yaml":
+            import yaml
+
             self.out.write(yaml.safe_dump(as_list(self._held, continue_token), sort_keys=False, allow_unicode=True))
         elif kind == "jsonpath":
+            from kubectl_activity import jsonpath_template
+
             self.out.write(jsonpath_template.render(self.output.template, as_list(self._held, continue_token)))
         elif kind in ("table", "wide") and self.printed == 0:
             sys.stderr.write("No resources found\n")
