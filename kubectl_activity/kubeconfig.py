@@ -397,6 +397,12 @@ def client_config(overrides: Overrides, environ: Mapping[str, str] | None = None
     exec_config = _exec(user, user_name)
     if token or username or password or cert is not None:
         exec_config = None  # client-go does not run the plugin when another credential is given
+    elif exec_config is None:
+        raise _error(
+            f"the kubeconfig user {user_name!r} has no credentials (token, tokenFile, client certificate, exec "
+            "plugin or username/password): kubectl would prompt for a username and password, kubectl-activity "
+            "does not\nhint: use --context/--user to pick a user that has credentials, or --token"
+        )
     impersonation = Impersonation(
         _text(user, "as", user_where),
         _text(user, "as-uid", user_where),
