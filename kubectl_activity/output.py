@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from typing import IO, Any
 from auditlog.fields import Field, FieldKind, table_fields
 from kubectl_activity.errors import PluginError
 
-# rich, yaml and jsonpath are imported where used: each costs start-up time a command may not need.
+# yaml and jsonpath are imported where used: each costs start-up time a command may not need.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 FORMATS = ("table", "wide", "json", "yaml", "name", "jsonpath=TEMPLATE")
 MISSING = "<none>"  # what kubectl's custom columns show for an absent value
@@ -62,31 +64,27 @@ def cell(event: Mapping[str, Any], field: Field) -> str:
     return str(value)
 
 
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (\\n, \\t, \\x1b): a stored value can neither break a
+    row in two nor send the terminal an escape sequence."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 def print_table(
     rows: Sequence[Sequence[str]], headers: Sequence[str], out: IO[str], *, show_headers: bool = True
 ) -> None:
-    """Left-aligned columns, COLUMN_GAP apart, never wrapped or cut (pipe it into grep/awk as kubectl's)."""
-    from rich.cells import cell_len
-    from rich.console import Console
-    from rich.table import Table
+    """Left-aligned columns, COLUMN_GAP apart, never wrapped or cut (pipe it into grep/awk as kubectl's). Widths
+    are terminal cells (a CJK character or an emoji takes two)."""
+    from rich.cells import cell_len  # the width table alone: rich's console would cost ~40 ms of start-up
 
-    table = Table(
-        box=None,
-        pad_edge=False,
-        show_edge=False,
-        padding=(0, COLUMN_GAP, 0, 0),
-        show_header=show_headers,
-        header_style="bold",
-    )
-    for header in headers:
-        table.add_column(header, no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    widths = [max([cell_len(h) if show_headers else 0, *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    console = Console(file=out, width=sum(widths) + COLUMN_GAP * len(widths) + 1, highlight=False)
-    with console.capture() as captured:
-        console.print(table)
-    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    lines = [list(headers)] if show_headers else []
+    lines += [[printable(value) for value in row] for row in rows]
+    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(headers))]
+    for line in lines:
+        padded = [
+            value + " " * (width - cell_len(value) + COLUMN_GAP) for value, width in zip(line, widths, strict=True)
+        ]
+        out.write("".join(padded).rstrip() + "\n")
 
 
 def event_table(events: Sequence[Mapping[str, Any]], wide: bool, out: IO[str], *, show_headers: bool = True) -> None:

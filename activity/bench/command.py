@@ -17,6 +17,7 @@ AREAS: dict[str, tuple[str, str]] = {
         "webhook and consumer rates vs raw JetStream publish/pull and raw inserts; consumer RSS with a backlog",
     ),
     "query": ("activity.bench.query", "AuditLogQuery latencies over a large stored history"),
+    "plugin": ("activity.bench.plugin", "the kubectl plugin's start-up: wall time minus the server's time"),
 }
 
 
