@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import os
 import ssl
 import sys
-import tempfile
 import time
 from base64 import b64encode
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from kubectl_activity.durations import SECOND, format_duration
 from kubectl_activity.errors import PluginError
-from kubectl_activity.execcred import Credential, ExecCache
 from kubectl_activity.kubeconfig import ClientConfig, Pem
+
+if TYPE_CHECKING:  # exec plugins (like tempfile and ipaddress) are loaded only by configurations that use them
+    from kubectl_activity.execcred import Credential, ExecCache
 
 CONNECT_TIMEOUT = 30.0  # seconds; Go's dialer gives up after 30s too, whatever the request timeout
 _UNRESERVED = "-._~"  # RFC 3986 unreserved (with letters and digits): not escaped in an Impersonate-Extra key
@@ -74,12 +73,16 @@ class Log:
 
     def __call__(self, level: int, message: str) -> None:
         if self.level >= level:
+            from datetime import datetime
+
             stamp = datetime.now().strftime("%m%d %H:%M:%S.%f")
             self.stream.write(f"I{stamp} {os.getpid():>7} kubectl-activity] {message}\n")
             self.stream.flush()
 
 
 def _loopback_or_local(host: str) -> bool:
+    import ipaddress
+
     if host.lower() == "localhost":
         return True
     try:
@@ -91,6 +94,8 @@ def _loopback_or_local(host: str) -> bool:
 def _no_proxy_matches(host: str, port: int, no_proxy: str) -> bool:
     """Go's NO_PROXY rules (golang.org/x/net/http/httpproxy): `*`, IPs, CIDRs, and domains (`foo.com` is foo.com
     and its subdomains, `.foo.com` its subdomains), each optionally with a port."""
+    import ipaddress
+
     host = host.lower()
     for raw in no_proxy.split(","):
         entry = raw.strip().lower()
@@ -149,6 +154,8 @@ def _pem_files(*pems: Pem) -> Iterator[list[str]]:
                 paths.append(f"/proc/self/fd/{fd}")
                 continue
             if not directory:
+                import tempfile
+
                 directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="kubectl-activity-"))
             path = os.path.join(directory, str(len(paths)))
             with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
@@ -221,7 +228,11 @@ class Transport:
         self.host = parts.hostname or ""
         self.port = parts.port or 443
         self.base_path = parts.path.rstrip("/")
-        self._exec = ExecCache(config.exec, config, time.time) if config.exec else None
+        self._exec: ExecCache | None = None
+        if config.exec:
+            from kubectl_activity.execcred import ExecCache
+
+            self._exec = ExecCache(config.exec, config, time.time)
         self._connection: _HTTPSConnection | None = None
         self._credential: Credential | None = None
 
