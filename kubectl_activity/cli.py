@@ -25,21 +25,27 @@ DEFAULT_MAX_EVENTS = 50_000
 
 TOP = """Query the Kubernetes audit log served by the Activity API (AuditLogQuery, activity.miloapis.com/v1alpha1).
 
-Authentication is kubectl's: the current context of $KUBECONFIG or ~/.kube/config (or --kubeconfig/--context),
-with client certificates, tokens or exec credential plugins. Flags go after the plugin name (kubectl refuses
-flags placed before it).
+The plugin acts as the identity kubectl would: the current context of $KUBECONFIG (its files merged as kubectl
+merges them) or ~/.kube/config, with client certificates, tokens, token files, username/password, exec
+credential plugins and impersonation (as, as-groups, as-uid, as-user-extra). kubectl's global flags go after the
+command (kubectl refuses flags before a plugin's name) and mean what they mean to kubectl; --user is the
+kubeconfig user (filter by who made a request with --actor), -n the namespace of the events' objects (the
+context's namespace is not implied: a query spans every namespace unless -n). A kubeconfig field the plugin
+cannot honour (auth-provider, a SOCKS or HTTPS proxy) is refused with an error, never replaced by another
+identity.
 
 Times: RFC3339 (2026-01-02T15:04:05Z), `now`, or `now-<n><s|m|h|d|w>` (now-90m, now-7d); windows are
 [start, end) and at most the server's --max-query-window (30d by default)."""
 
 EXAMPLES = """examples:
-  kubectl activity query                                  # the last 25 events of the last 24 hours
+  kubectl activity query                                  # the newest events of the last 24 hours
   kubectl activity query --writes-only --exclude-system   # what people changed
   kubectl activity query -n prod --resource secrets --verb get,list
   kubectl activity query --filter "responseStatus.code >= 400" -o wide
   kubectl activity query --start-time now-7d --all-pages -o json > week.json
   kubectl activity history deployment web -n prod --diff
-  kubectl activity summary --by user --top 5 --start-time now-1h"""
+  kubectl activity summary --by user --top 5 --start-time now-1h
+  kubectl activity query --as alice@example.com -v=6      # what alice may see; log each request"""
 
 QUERY_HELP = f"""Events newest first, one page at a time (--limit per page). When more exist, stderr shows the exact
 command for the next page; --all-pages fetches them all.

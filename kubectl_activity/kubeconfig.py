@@ -25,6 +25,9 @@ from kubectl_activity.errors import PluginError
 EXEC_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 EXEC_CLUSTER_EXTENSION = "client.authentication.k8s.io/exec"  # passed to exec plugins as spec.cluster.config
 INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+# Where a pod's service account credentials are mounted: kubectl uses them when it finds no kubeconfig.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+IN_CLUSTER = "in-cluster"
 
 
 @dataclass(frozen=True)
@@ -294,9 +297,25 @@ def _check_proxy(proxy: str, where: str) -> None:
         )
 
 
-def client_config(overrides: Overrides, environ: Mapping[str, str] | None = None) -> ClientConfig:
+def in_cluster(environ: Mapping[str, str], account: Path) -> Merged | None:
+    """The pod's service account as a kubeconfig (client-go's in-cluster config), if this runs in a pod."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST", ""), environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port or not (account / "token").exists():
+        return None
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    cluster = {"server": server, "certificate-authority": str(account / "ca.crt")}
+    user = {"tokenFile": str(account / "token")}
+    context = {"cluster": IN_CLUSTER, "user": IN_CLUSTER}
+    return Merged((), {IN_CLUSTER: cluster}, {IN_CLUSTER: user}, {IN_CLUSTER: context}, IN_CLUSTER)
+
+
+def client_config(
+    overrides: Overrides, environ: Mapping[str, str] | None = None, *, service_account: Path = SERVICE_ACCOUNT_DIR
+) -> ClientConfig:
     """The connection kubectl would make with these flags and this environment, or a PluginError saying why not."""
     merged = load(overrides, environ)
+    if not merged.files and not overrides.kubeconfig:
+        merged = in_cluster(os.environ if environ is None else environ, service_account) or merged
     where = ", ".join(map(str, merged.files)) or "no kubeconfig file"
     context_name = overrides.context or merged.current_context
     if overrides.context and overrides.context not in merged.contexts:
