@@ -120,7 +120,7 @@ def _load_file(path: Path) -> Mapping[str, Any]:
     import yaml  # only here: a kubeconfig is YAML (or JSON, which YAML reads)
 
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml if any
     except OSError as err:
         raise _error(f"cannot read the kubeconfig {path}: {err.strerror or err}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:

@@ -77,14 +77,17 @@ def print_table(
     are terminal cells (a CJK character or an emoji takes two)."""
     from rich.cells import cell_len  # the width table alone: rich's console would cost ~40 ms of start-up
 
+    def width(text: str) -> int:
+        return len(text) if text.isascii() else cell_len(text)  # printable ASCII: one cell a character
+
     lines = [list(headers)] if show_headers else []
     lines += [[printable(value) for value in row] for row in rows]
-    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(headers))]
+    widths = [max(width(line[i]) for line in lines) for i in range(len(headers))]
+    text = []
     for line in lines:
-        padded = [
-            value + " " * (width - cell_len(value) + COLUMN_GAP) for value, width in zip(line, widths, strict=True)
-        ]
-        out.write("".join(padded).rstrip() + "\n")
+        padded = [value + " " * (size - width(value) + COLUMN_GAP) for value, size in zip(line, widths, strict=True)]
+        text.append("".join(padded).rstrip() + "\n")
+    out.write("".join(text))  # one write: a page is one system call, not one a row
 
 
 def event_table(events: Sequence[Mapping[str, Any]], wide: bool, out: IO[str], *, show_headers: bool = True) -> None:
