@@ -25,8 +25,8 @@ def test_a_short_run_prints_wall_server_and_plugin_time_per_command() -> None:
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in report.splitlines() if line.startswith("| `")]
     assert [row[0] for row in rows] == ["`--help`", "`query`"]  # the plugin's arguments
     for row in rows:
-        assert all(NUMBER.match(value) for value in row[1:5]), row
-        assert row[5] in ("ok", "MISSED")
+        assert all(NUMBER.match(value) for value in row[1:6]), row
+        assert row[6] in ("ok", "MISSED")
         wall, server, plugin = (float(v) for v in row[1:4])
         assert abs(wall - server - plugin) < 0.002
     assert float(rows[0][2]) == 0.0  # --help never calls the server

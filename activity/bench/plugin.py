@@ -57,8 +57,12 @@ class Row:
     imports_s: float
 
     @property
+    def overheads(self) -> list[float]:
+        return [w - s for w, s in zip(self.wall, self.server, strict=True)]
+
+    @property
     def overhead(self) -> float:
-        return statistics.median(w - s for w, s in zip(self.wall, self.server, strict=True))
+        return statistics.median(self.overheads)
 
 
 class ServerThread:
@@ -185,17 +189,20 @@ def _line(row: Row) -> str:
     mark = "ok" if row.overhead <= TARGET_S else "MISSED"
     return (
         f"| `{' '.join(COMMANDS[row.command])}` | {statistics.median(row.wall):.3f} | "
-        f"{statistics.median(row.server):.3f} | {row.overhead:.3f} | {row.imports_s:.3f} | {mark} |"
+        f"{statistics.median(row.server):.3f} | {row.overhead:.3f} | {min(row.overheads):.3f} | {row.imports_s:.3f} | "
+        f"{mark} |"
     )
 
 
 def report(rows: Sequence[Row], events: int, iterations: int) -> list[str]:
     return [
-        f"{events} events stored; median of {iterations} runs per command (after one warm-up run); load average "
-        f"{os.getloadavg()[0]:.1f}. Seconds; plugin = wall - server, target <= {TARGET_S} s.",
+        f"{events} events stored; median of {iterations} runs per command (after one warm-up run), and the fastest "
+        f"run's plugin time (the least disturbed by other load); load average {os.getloadavg()[0]:.1f}. Seconds; "
+        f"plugin = wall - server; imports = the plugin's own imports (python -X importtime); target: plugin <= "
+        f"{TARGET_S} s.",
         "",
-        "| command | wall | server | plugin | imports | target |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| command | wall | server | plugin | plugin (fastest) | imports | target |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *(_line(row) for row in rows),
     ]
 
