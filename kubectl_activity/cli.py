@@ -278,8 +278,10 @@ def run_query(args: argparse.Namespace) -> int:
     output = OutputFormat.parse(args.output)
     if args.limit is not None and args.limit < 1:
         raise PluginError("error: --limit must be at least 1")
-    # One page: the server's default unless --limit. Every page: as few round trips as the server allows.
-    limit = args.limit if args.limit is not None or not args.all_pages else MAX_PAGE_SIZE
+    # One page: the server's default unless --limit. Every page: as few round trips as the server allows, unless
+    # continuing a query whose token fixed the page size (the server refuses another one).
+    upsize = args.all_pages and args.limit is None and not args.continue_after
+    limit = MAX_PAGE_SIZE if upsize else args.limit
     request = QueryRequest(
         args.start_time, args.end_time, combine(_selection(args), args.filter), limit, args.continue_after
     )
@@ -294,7 +296,7 @@ def run_query(args: argparse.Namespace) -> int:
             return 0
         progress = Progress()
         line = ""
-        for pages, page in enumerate(client.pages(request, fit_limit=args.limit is None), start=1):
+        for pages, page in enumerate(client.pages(request, fit_limit=upsize), start=1):
             progress.clear()
             printer.page(page.events)
             more = ", more to come" if page.continue_token else ""

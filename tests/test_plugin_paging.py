@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ def test_all_pages_asks_for_the_largest_page(plugin: PluginEnv) -> None:
     assert json.loads(done.stdout)["items"] == plugin.server.newest_first()
     assert len(plugin.server.events) <= MAX_PAGE_SIZE
     assert [spec["limit"] for spec in posted_specs(done.stderr)] == [MAX_PAGE_SIZE]  # one round trip
+
+
+def test_all_pages_continues_a_query_at_its_page_size(plugin: PluginEnv) -> None:
+    first = plugin.kubectl("query", "--start-time", "now-6h", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    words = shlex.split(first.stderr.splitlines()[-1])
+    rest = plugin.kubectl(*words[2:], "--all-pages")  # the next-page command, then every page after it
+    assert rest.returncode == 0, rest.stderr
+    items = json.loads(first.stdout)["items"] + json.loads(rest.stdout)["items"]
+    assert items == plugin.server.newest_first()
 
 
 def test_the_default_is_stated_the_same_everywhere(plugin: PluginEnv, capsys: pytest.CaptureFixture[str]) -> None:
