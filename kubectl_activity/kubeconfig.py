@@ -133,7 +133,7 @@ def _load_file(path: Path) -> Mapping[str, Any]:
 
 
 def _named(document: Mapping[str, Any], section: str, entry: str, path: Path) -> dict[str, dict[str, Any]]:
-    """`clusters`/`users`/`contexts` as name -> entry (the last of a name in one file, as client-go converts)."""
+    """`clusters`/`users`/`contexts` as name -> entry (a name twice in one file is refused, as by client-go)."""
     items = document.get(section) or []
     if not isinstance(items, list):
         raise _error(f'error loading config file "{path}": {section} must be a list')
@@ -144,6 +144,8 @@ def _named(document: Mapping[str, Any], section: str, entry: str, path: Path) ->
         body = item.get(entry) or {}
         if not isinstance(body, Mapping):
             raise _error(f'error loading config file "{path}": {section} "{item["name"]}": {entry} must be a mapping')
+        if item["name"] in named:
+            raise _error(f'error loading config file "{path}": duplicate name "{item["name"]}" in {section}')
         named[item["name"]] = {**body, "__file__": path}  # where relative paths start
     return named
 

@@ -406,6 +406,12 @@ REFUSED: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[str, ...], str]] 
     ),
     # kubectl would prompt for a password (and fails without a terminal); the plugin never sends anonymously
     "no-credentials": ({"as": "bob"}, {}, (), "has no credentials"),
+    "ca-that-is-not-pem": (
+        {"token": "t"},
+        {"certificate-authority": None, "certificate-authority-data": base64.b64encode(b"garbage").decode()},
+        (),
+        "root certificates",
+    ),
     "bad-timeout": ({"token": "t"}, {}, ("--request-timeout", "1d"), "request-timeout"),
 }
 
@@ -418,6 +424,34 @@ def test_what_kubectl_refuses_the_plugin_refuses(recorder: Recorder, tmp_path: P
     assert theirs.code != 0 and theirs.seen == []
     assert ours.code == 1 and ours.seen == []
     assert says in ours.stderr and "Traceback" not in ours.stderr
+
+
+def test_mismatched_key_and_duplicate_names_are_refused_by_both(recorder: Recorder, tmp_path: Path) -> None:
+    cert, _ = recorder.client_pair("one")
+    _, other_key = recorder.client_pair("two")
+    mismatched = write_config(
+        tmp_path / "mismatch", recorder, {"u": {"client-certificate": str(cert), "client-key": str(other_key)}}
+    )
+    theirs, ours = both(recorder, environment(tmp_path, mismatched))
+    assert theirs.code != 0 and theirs.seen == []
+    assert ours.code == 1 and ours.seen == [] and "cannot use the client certificate" in ours.stderr
+    twice = write_config(tmp_path / "twice", recorder, {"u": {"token": "first"}})
+    document = yaml.safe_load(twice.read_text())
+    document["users"].append({"name": "u", "user": {"token": "second"}})
+    twice.write_text(yaml.safe_dump(document))
+    theirs, ours = both(recorder, environment(tmp_path, twice))
+    assert theirs.code != 0 and theirs.seen == []
+    assert ours.code == 1 and ours.seen == [] and 'duplicate name "u" in users' in ours.stderr
+
+
+def test_flags_before_the_command_name_mean_the_same(recorder: Recorder, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", recorder, {"u": {"token": "t"}})
+    env = environment(tmp_path, config)
+    before = run(recorder, ["kubectl", "activity", "--as", "bob", "--as-group", "g", "query"], env)
+    after = plugin(recorder, env, "--as", "bob", "--as-group", "g")
+    assert before.code == after.code == 0, before.stderr + after.stderr
+    assert before.last.identity() == after.last.identity()
+    assert ("impersonate-user", "bob") in after.last.identity()[1]
 
 
 # What kubectl can do and the plugin cannot: a clear refusal, never a request as another identity.

@@ -4,6 +4,7 @@ the real kubectl in test_plugin_identity.py.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubectl_activity.errors import PluginError
-from kubectl_activity.kubeconfig import Overrides, client_config
+from kubectl_activity.execcred import parse_credential
+from kubectl_activity.kubeconfig import ExecConfig, Overrides, client_config
 
 
 def service_account(directory: Path) -> Path:
@@ -100,3 +102,15 @@ def test_any_document_is_a_client_config_or_a_plugin_error(tmp_path: Path, docum
         client_config(Overrides(kubeconfig=str(path)), {"HOME": str(tmp_path)}, service_account=tmp_path / "none")
     except PluginError as err:
         assert str(err).startswith("error: ")
+
+
+@given(json_values, st.sampled_from(["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"]))
+def test_any_exec_plugin_output_is_a_credential_or_a_plugin_error(status: Any, version: str) -> None:
+    config = ExecConfig(version, "helper")
+    for output in (json.dumps(status), json.dumps({"apiVersion": version, "kind": "ExecCredential", "status": status})):
+        try:
+            credential = parse_credential(config, output)
+        except PluginError as err:
+            assert str(err).startswith("error: getting credentials from the exec plugin helper: ")
+        else:
+            assert credential.token or (credential.client_cert and credential.client_key)
