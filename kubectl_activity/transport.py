@@ -3,8 +3,9 @@ certificate, `Authorization` (a bearer token, an exec plugin's token or basic au
 client-go sends. The standard library only (http.client, ssl): the plugin starts in a fraction of the time an
 HTTP library takes to import, and each request is one call anyway.
 
-With -v (kubectl's levels): 6 logs each request's method, URL, status and duration; 7 adds the request headers
-and the response status; 8 the response headers and the bodies. Authorization is always masked.
+With -v (kubectl's levels): 6 logs each request's method, URL, status and duration; 7 the request and response
+headers; 8 the bodies, cut as client-go cuts them (1024 characters at 8, 10240 at 9, whole from 10).
+Authorization is always masked.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ class Transport:
         self.log(7, "Request Headers:")
         for name, value in sent:
             self.log(7, f"    {name}: {mask(name, value)}")
-        self.log(8, f'"Request Body" body={body.decode(errors="replace")}')
+        self.log(8, f'"Request Body" body={self._cut(body)}')
         started = time.monotonic()
         try:
             answer = self._send(method, self.base_path + path, body, sent)
@@ -302,11 +303,18 @@ class Transport:
         if self.log.level == 6:  # from 7 on, the URL was logged before and the status comes next
             self.log(6, f"{method} {url} {status} in {took} milliseconds")
         self.log(7, f"Response Status: {status} in {took} milliseconds")
-        self.log(8, "Response Headers:")
+        self.log(7, "Response Headers:")
         for name, value in answer.headers:
-            self.log(8, f"    {name}: {value}")
-        self.log(8, f'"Response Body" body={answer.body.decode(errors="replace")}')
+            self.log(7, f"    {name}: {value}")
+        self.log(8, f'"Response Body" body={self._cut(answer.body)}')
         return answer
+
+    def _cut(self, body: bytes) -> str:
+        text = body.decode(errors="replace")
+        limit = {8: 1024, 9: 10240}.get(self.log.level)
+        if limit is None or len(text) <= limit:
+            return text
+        return f"{text[:limit]} [truncated {len(text) - limit} chars]"
 
     def _send(self, method: str, path: str, body: bytes, headers: list[tuple[str, str]]) -> Response:
         assert self._connection is not None

@@ -488,7 +488,8 @@ def test_verbose_levels_log_like_kubectl_and_never_a_credential(recorder: Record
     assert logged[0].endswith(" milliseconds")
     seven = plugin(recorder, env, "--v", "7").stderr
     assert "Request Headers:" in seven and "    Impersonate-User: bob" in seven
-    assert "Response Status: 201 Created in " in seven and '"Request Body"' not in seven
+    assert "Response Status: 201 Created in " in seven and "Response Headers:" in seven
+    assert '"Request Body"' not in seven
     eight = plugin(recorder, env, "-v", "8").stderr
     assert '"Request Body" body={"apiVersion": "activity.miloapis.com/v1alpha1"' in eight
     assert '"Response Body" body={' in eight and "Response Headers:" in eight
@@ -497,3 +498,19 @@ def test_verbose_levels_log_like_kubectl_and_never_a_credential(recorder: Record
         assert "secret-token-value" not in text
     masked = "Authorization: Bearer <masked>"
     assert masked in seven and masked in eight and masked in theirs
+
+
+def test_verbose_bodies_are_cut_as_client_go_cuts_them(recorder: Recorder, tmp_path: Path) -> None:
+    events = [{"auditID": f"{i:04}", "verb": "get", "stage": "ResponseComplete"} for i in range(300)]
+    recorder.answers = lambda seen: Answer(201, {"kind": "AuditLogQuery", "status": {"results": events}})
+    env = environment(tmp_path, write_config(tmp_path / "config", recorder, {"u": {"token": "t"}}))
+    full = json.dumps({"kind": "AuditLogQuery", "status": {"results": events}})  # as the recorder sends it
+    body = len(full)
+    for level, shown in (("8", 1024), ("9", 10240), ("10", body)):
+        logged = plugin(recorder, env, "-o", "json", f"-v={level}").stderr
+        line = next(line for line in logged.splitlines() if '"Response Body"' in line)
+        text = line.split(" body=", 1)[1]
+        if shown < body:
+            assert text == full[:shown] + f" [truncated {body - shown} chars]"
+        else:
+            assert json.loads(text)["status"]["results"] == events
