@@ -1,10 +1,11 @@
-"""The kubeconfig loader on its own: a pod's service account when there is no kubeconfig (as kubectl), and any
-hostile document is a PluginError naming the problem, never a crash. (What is sent on the wire is compared with
-the real kubectl in test_plugin_identity.py.)"""
+"""The kubeconfig loader on its own: a pod's service account when there is no kubeconfig (as kubectl), any
+hostile document is a PluginError naming the problem, never a crash, and HTTPS_PROXY/NO_PROXY follow Go's
+rules. (What is sent on the wire is compared with the real kubectl in test_plugin_identity.py.)"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from hypothesis import strategies as st
 
 from kubectl_activity.errors import PluginError
 from kubectl_activity.execcred import parse_credential
-from kubectl_activity.kubeconfig import ExecConfig, Overrides, client_config
+from kubectl_activity.kubeconfig import ClientConfig, ExecConfig, Overrides, client_config
+from kubectl_activity.transport import proxy_for
 
 
 def service_account(directory: Path) -> Path:
@@ -114,3 +116,41 @@ def test_any_exec_plugin_output_is_a_credential_or_a_plugin_error(status: Any, v
             assert str(err).startswith("error: getting credentials from the exec plugin helper: ")
         else:
             assert credential.token or (credential.client_cert and credential.client_key)
+
+
+PROXY = "http://proxy.internal:3128"
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "proxied"),
+    [
+        ("api.example.com", "", True),
+        ("api.example.com", "example.com", False),  # a domain covers its subdomains
+        ("example.com", "example.com", False),
+        ("example.com", ".example.com", True),  # a leading dot: subdomains only
+        ("api.example.com", "*.example.com", False),
+        ("api.example.com", "other.com, api.example.com:6443", False),  # with the server's port
+        ("api.example.com", "api.example.com:443", True),  # another port
+        ("10.1.2.3", "10.0.0.0/8", False),
+        ("10.1.2.3", "10.1.2.3", False),
+        ("11.1.2.3", "10.0.0.0/8", True),
+        ("api.example.com", "*", False),
+        ("localhost", "", False),  # loopback is never proxied (Go's rule)
+        ("127.0.0.2", "", False),
+        ("::1", "", False),
+    ],
+)
+def test_the_environments_proxy_follows_gos_rules(host: str, no_proxy: str, proxied: bool) -> None:
+    config = ClientConfig(server=f"https://{host}:6443", context="", cluster="", user="")
+    chosen = proxy_for(config, host, 6443, {"HTTPS_PROXY": PROXY, "NO_PROXY": no_proxy})
+    assert chosen == (PROXY if proxied else "")
+    assert proxy_for(config, host, 6443, {"https_proxy": PROXY, "no_proxy": no_proxy}) == chosen
+
+
+def test_the_kubeconfigs_proxy_url_wins_and_odd_proxies_are_refused() -> None:
+    config = ClientConfig(server="https://10.1.2.3:6443", context="", cluster="", user="", proxy_url=PROXY)
+    assert proxy_for(config, "10.1.2.3", 6443, {"HTTPS_PROXY": "http://other:1", "NO_PROXY": "*"}) == PROXY
+    plain = replace(config, proxy_url="")
+    assert proxy_for(plain, "10.1.2.3", 6443, {"HTTPS_PROXY": "proxy.internal:3128"}) == PROXY  # scheme implied
+    with pytest.raises(PluginError, match="only http:// proxies"):
+        proxy_for(plain, "10.1.2.3", 6443, {"HTTPS_PROXY": "socks5://proxy.internal:1080"})
