@@ -311,13 +311,8 @@ def in_cluster(environ: Mapping[str, str], account: Path) -> Merged | None:
     return Merged((), {IN_CLUSTER: cluster}, {IN_CLUSTER: user}, {IN_CLUSTER: context}, IN_CLUSTER)
 
 
-def client_config(
-    overrides: Overrides, environ: Mapping[str, str] | None = None, *, service_account: Path = SERVICE_ACCOUNT_DIR
-) -> ClientConfig:
-    """The connection kubectl would make with these flags and this environment, or a PluginError saying why not."""
-    merged = load(overrides, environ)
-    if not merged.files and not overrides.kubeconfig:
-        merged = in_cluster(os.environ if environ is None else environ, service_account) or merged
+def _select(merged: Merged, overrides: Overrides) -> tuple[str, str, str]:
+    """The context, cluster and user names: --context/--cluster/--user, else the current context's."""
     where = ", ".join(map(str, merged.files)) or "no kubeconfig file"
     context_name = overrides.context or merged.current_context
     if overrides.context and overrides.context not in merged.contexts:
@@ -332,28 +327,103 @@ def client_config(
             f'auth info "{overrides.user}" does not exist (kubeconfig: {where})\n'
             "hint: --user picks a kubeconfig user, as in kubectl; to filter events by who made them use --actor"
         )
-    cluster = dict(merged.clusters.get(cluster_name, {}))
-    user = dict(merged.users.get(user_name, {}))
-    cluster_where, user_where = f'cluster "{cluster_name}"', f'user "{user_name}"'
-
-    # cluster overrides, as clientcmd applies them
-    if overrides.server:
-        cluster["server"] = overrides.server
-    if overrides.server or overrides.tls_server_name:
-        cluster["tls-server-name"] = overrides.tls_server_name or ""
-    if overrides.insecure_skip_tls_verify or overrides.certificate_authority:
-        cluster["insecure-skip-tls-verify"] = overrides.insecure_skip_tls_verify
-        cluster["certificate-authority"] = (
-            os.path.abspath(overrides.certificate_authority or "") if (overrides.certificate_authority) else ""
-        )
-        cluster["certificate-authority-data"] = ""
-    server = _text(cluster, "server", cluster_where).rstrip("/")
-    if not server:
+    if not _text(merged.clusters.get(cluster_name, {}), "server", f'cluster "{cluster_name}"') and not overrides.server:
         raise _error(
             f"no server found for cluster {cluster_name!r} (kubeconfig: {where})\n"
             "hint: point --kubeconfig or KUBECONFIG at a kubeconfig for the cluster, --context at a context in it, "
             "or give --server"
         )
+    return context_name, cluster_name, user_name
+
+
+def _cluster_with(cluster: Mapping[str, Any], overrides: Overrides) -> dict[str, Any]:
+    """The cluster entry with the flags applied as clientcmd applies them."""
+    merged = dict(cluster)
+    if overrides.server:
+        merged["server"] = overrides.server
+    if overrides.server or overrides.tls_server_name:  # --server clears the kubeconfig's tls-server-name
+        merged["tls-server-name"] = overrides.tls_server_name or ""
+    if overrides.insecure_skip_tls_verify or overrides.certificate_authority:  # they replace all three CA fields
+        merged["insecure-skip-tls-verify"] = overrides.insecure_skip_tls_verify
+        ca_file = overrides.certificate_authority
+        merged["certificate-authority"] = os.path.abspath(ca_file) if ca_file else ""
+        merged["certificate-authority-data"] = ""
+    return merged
+
+
+def _user_with(user: Mapping[str, Any], overrides: Overrides) -> dict[str, Any]:
+    """The user entry with the flags applied as clientcmd applies them (a flag given replaces the field)."""
+    merged = dict(user)
+    if overrides.token:
+        merged["token"] = overrides.token
+    if overrides.client_certificate:
+        merged["client-certificate"] = os.path.abspath(overrides.client_certificate)
+        merged["client-certificate-data"] = ""
+    if overrides.client_key:
+        merged["client-key"], merged["client-key-data"] = os.path.abspath(overrides.client_key), ""
+    if overrides.impersonate:
+        merged["as"] = overrides.impersonate
+    if overrides.impersonate_groups:
+        merged["as-groups"] = list(overrides.impersonate_groups)
+    if overrides.impersonate_uid:
+        merged["as-uid"] = overrides.impersonate_uid
+    return merged
+
+
+def _token(user: Mapping[str, Any], where: str) -> str:
+    token = _text(user, "token", where)
+    if token or not _text(user, "tokenFile", where):
+        return token
+    path = _resolve(user, _text(user, "tokenFile", where))
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as err:
+        raise _error(f"open {path}: {err.strerror or err} ({where} tokenFile)") from None
+    if not token:
+        raise _error(f"read empty token from file {path!r} ({where} tokenFile)")
+    return token
+
+
+def _client_pair(user: Mapping[str, Any], name: str, where: str) -> tuple[Pem | None, Pem | None]:
+    cert = _pem(user, "client-certificate", "client-certificate-data", where)
+    key = _pem(user, "client-key", "client-key-data", where)
+    if cert is not None and key is None:
+        raise _error(
+            f"client-key-data or client-key must be specified for {name} to use the clientCert authentication method."
+        )
+    if key is not None and cert is None:
+        raise _error(
+            f"client-certificate-data or client-certificate must be specified for {name} to use the clientCert "
+            "authentication method."
+        )
+    return cert, key
+
+
+def _refuse_auth_provider(user: Mapping[str, Any], where: str) -> None:
+    provider = user.get("auth-provider")
+    if provider is None:
+        return
+    kind = provider.get("name") if isinstance(provider, Mapping) else None
+    raise _error(
+        f"{where} uses auth-provider {kind or '(unnamed)'}, which kubectl-activity does not support: it will not "
+        "fall back to another identity. Use an exec credential plugin instead (kubelogin for OIDC, "
+        "gke-gcloud-auth-plugin, kubelogin for Azure), as kubectl itself now recommends"
+    )
+
+
+def client_config(
+    overrides: Overrides, environ: Mapping[str, str] | None = None, *, service_account: Path = SERVICE_ACCOUNT_DIR
+) -> ClientConfig:
+    """The connection kubectl would make with these flags and this environment, or a PluginError saying why not."""
+    merged = load(overrides, environ)
+    if not merged.files and not overrides.kubeconfig:
+        merged = in_cluster(os.environ if environ is None else environ, service_account) or merged
+    context_name, cluster_name, user_name = _select(merged, overrides)
+    cluster = _cluster_with(merged.clusters.get(cluster_name, {}), overrides)
+    user = _user_with(merged.users.get(user_name, {}), overrides)
+    cluster_where, user_where = f'cluster "{cluster_name}"', f'user "{user_name}"'
+
+    server = _text(cluster, "server", cluster_where).rstrip("/")
     parts = urlsplit(server if "://" in server else f"https://{server}")
     if parts.scheme != "https" or not parts.hostname:
         raise _error(
@@ -367,54 +437,14 @@ def client_config(
     proxy = _text(cluster, "proxy-url", cluster_where)
     _check_proxy(proxy, cluster_where)
 
-    # user overrides
-    if overrides.token:
-        user["token"] = overrides.token
-    if overrides.client_certificate:
-        user["client-certificate"], user["client-certificate-data"] = os.path.abspath(overrides.client_certificate), ""
-    if overrides.client_key:
-        user["client-key"], user["client-key-data"] = os.path.abspath(overrides.client_key), ""
-    if overrides.impersonate:
-        user["as"] = overrides.impersonate
-    if overrides.impersonate_groups:
-        user["as-groups"] = list(overrides.impersonate_groups)
-    if overrides.impersonate_uid:
-        user["as-uid"] = overrides.impersonate_uid
-
-    if user.get("auth-provider") is not None:
-        provider = user["auth-provider"]
-        kind = provider.get("name") if isinstance(provider, Mapping) else None
-        raise _error(
-            f"{user_where} uses auth-provider {kind or '(unnamed)'}, which kubectl-activity does not support: it "
-            "will not fall back to another identity. Use an exec credential plugin instead (kubelogin for OIDC, "
-            "gke-gcloud-auth-plugin, kubelogin for Azure), as kubectl itself now recommends"
-        )
-    token = _text(user, "token", user_where)
-    if not token and _text(user, "tokenFile", user_where):
-        token_path = _resolve(user, _text(user, "tokenFile", user_where))
-        try:
-            token = Path(token_path).read_text().strip()
-        except OSError as err:
-            raise _error(f"open {token_path}: {err.strerror or err} ({user_where} tokenFile)") from None
-        if not token:
-            raise _error(f"read empty token from file {token_path!r} ({user_where} tokenFile)")
+    _refuse_auth_provider(user, user_where)
+    token = _token(user, user_where)
     username, password = _text(user, "username", user_where), _text(user, "password", user_where)
     if token and (username or password):
         raise _error(
             f"more than one authentication method found for {user_name}; found [token basicAuth], only one is allowed"
         )
-    cert = _pem(user, "client-certificate", "client-certificate-data", user_where)
-    key = _pem(user, "client-key", "client-key-data", user_where)
-    if cert is not None and key is None:
-        raise _error(
-            f"client-key-data or client-key must be specified for {user_name} to use the clientCert "
-            "authentication method."
-        )
-    if key is not None and cert is None:
-        raise _error(
-            f"client-certificate-data or client-certificate must be specified for {user_name} to use the "
-            "clientCert authentication method."
-        )
+    cert, key = _client_pair(user, user_name, user_where)
     exec_config = _exec(user, user_name)
     if token or username or password or cert is not None:
         exec_config = None  # client-go does not run the plugin when another credential is given
