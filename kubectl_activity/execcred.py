@@ -130,11 +130,9 @@ class ExecCache:
     def __init__(self, config: ExecConfig, cluster: ClientConfig, clock: Callable[[], float]) -> None:
         self._config, self._cluster, self._clock = config, cluster, clock
         self._held: Credential | None = None
-        self.runs = 0
 
     def get(self) -> Credential:
         held = self._held
         if held is None or (held.expires is not None and held.expires <= self._clock()):
             held = self._held = run_exec(self._config, self._cluster)
-            self.runs += 1
         return held

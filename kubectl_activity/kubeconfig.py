@@ -291,7 +291,11 @@ def _exec_cluster_config(cluster: Mapping[str, Any]) -> Any:
 def _check_proxy(proxy: str, where: str) -> None:
     if not proxy:
         return
-    parts = urlsplit(proxy)
+    try:
+        parts = urlsplit(proxy)
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError as err:
+        raise _error(f"{where}: proxy-url {proxy!r} is not a URL: {err}") from None
     if parts.scheme != "http" or not parts.hostname:
         raise _error(
             f"{where}: proxy-url {proxy!r} is not supported by kubectl-activity: only http:// proxies "
@@ -424,7 +428,11 @@ def client_config(
     cluster_where, user_where = f'cluster "{cluster_name}"', f'user "{user_name}"'
 
     server = _text(cluster, "server", cluster_where).rstrip("/")
-    parts = urlsplit(server if "://" in server else f"https://{server}")
+    try:
+        parts = urlsplit(server if "://" in server else f"https://{server}")
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError as err:
+        raise _error(f"{cluster_where}: the server {server!r} is not a URL: {err}") from None
     if parts.scheme != "https" or not parts.hostname:
         raise _error(
             f"the server {server} is not an https:// URL: kubectl would send it no credentials and no "

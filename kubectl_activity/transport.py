@@ -140,6 +140,15 @@ def proxy_for(config: ClientConfig, host: str, port: int, environ: Mapping[str, 
     return url
 
 
+def _memory_file() -> int | None:
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.memfd_create("kubectl-activity")
+    except OSError:  # refused by a sandbox: a private temporary file instead
+        return None
+
+
 @contextlib.contextmanager
 def _pem_files(*pems: Pem) -> Iterator[list[str]]:
     """Paths holding these PEM blobs for as long as ssl needs to read them: anonymous memory files where the
@@ -148,8 +157,8 @@ def _pem_files(*pems: Pem) -> Iterator[list[str]]:
         paths = []
         directory = ""
         for pem in pems:
-            if hasattr(os, "memfd_create"):
-                fd = os.memfd_create("kubectl-activity")
+            fd = _memory_file()
+            if fd is not None:
                 stack.callback(os.close, fd)
                 os.write(fd, pem.data)
                 paths.append(f"/proc/self/fd/{fd}")
@@ -236,10 +245,6 @@ class Transport:
             self._exec = ExecCache(config.exec, config, time.time)
         self._connection: _HTTPSConnection | None = None
         self._credential: Credential | None = None
-
-    @property
-    def exec_runs(self) -> int:
-        return self._exec.runs if self._exec else 0
 
     def url(self, path: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -154,3 +154,20 @@ def test_the_kubeconfigs_proxy_url_wins_and_odd_proxies_are_refused() -> None:
     assert proxy_for(plain, "10.1.2.3", 6443, {"HTTPS_PROXY": "proxy.internal:3128"}) == PROXY  # scheme implied
     with pytest.raises(PluginError, match="only http:// proxies"):
         proxy_for(plain, "10.1.2.3", 6443, {"HTTPS_PROXY": "socks5://proxy.internal:1080"})
+
+
+@pytest.mark.parametrize(
+    "server", ["https://h:abc", "https://:443", "ftp://h", "https://[::1", "h:99999", "http://127.0.0.1:80"]
+)
+def test_a_server_that_is_not_an_https_url_is_refused(tmp_path: Path, server: str) -> None:
+    path = tmp_path / "config"
+    document = {
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": "t", "as": "bob"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(PluginError) as raised:
+        client_config(Overrides(kubeconfig=str(path)), {"HOME": str(tmp_path)})
+    assert "server" in str(raised.value)
