@@ -218,6 +218,8 @@ def _resolve(entry: Mapping[str, Any], value: str) -> str:
 
 def _pem(entry: Mapping[str, Any], file_key: str, data_key: str, where: str) -> Pem | None:
     data = _text(entry, data_key, where)
+    if data and _text(entry, file_key, where):  # client-go refuses the pair rather than guess
+        raise _error(f"{data_key} and {file_key} are both specified for {where}: keep one")
     if data:
         try:
             return Pem(base64.b64decode(data, validate=True), f"{where} {data_key}")
@@ -360,11 +362,10 @@ def _user_with(user: Mapping[str, Any], overrides: Overrides) -> dict[str, Any]:
     merged = dict(user)
     if overrides.token:
         merged["token"] = overrides.token
-    if overrides.client_certificate:
+    if overrides.client_certificate:  # next to a kubeconfig's *-data it is refused, as by kubectl
         merged["client-certificate"] = os.path.abspath(overrides.client_certificate)
-        merged["client-certificate-data"] = ""
     if overrides.client_key:
-        merged["client-key"], merged["client-key-data"] = os.path.abspath(overrides.client_key), ""
+        merged["client-key"] = os.path.abspath(overrides.client_key)
     if overrides.impersonate:
         merged["as"] = overrides.impersonate
     if overrides.impersonate_groups:

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]] = {
         {"insecure-skip-tls-verify": True, "certificate-authority": None},
         (),
     ),
+    "tls-server-name-flag": ({"token": "t0ken"}, {}, ("--tls-server-name", "localhost")),
     "insecure-flag-clears-ca": ({"token": "t0ken"}, {}, ("--insecure-skip-tls-verify",)),
     "request-timeout-go-duration": ({"token": "t0ken"}, {}, ("--request-timeout", "1m30s")),
     "request-timeout-seconds": ({"token": "t0ken"}, {}, ("--request-timeout", "45")),
@@ -179,6 +181,12 @@ def test_client_certificates_from_files_and_inline(recorder: Recorder, tmp_path:
     for name in users:
         assert same_identity(recorder, env, "--context", name).client_cn == "alice"
     assert same_identity(recorder, env, "--context", "files", "--token", "x").client_cn == "alice"
+    other_cert, other_key = recorder.client_pair("bob")
+    flags = ("--client-certificate", str(other_cert), "--client-key", str(other_key))
+    assert same_identity(recorder, env, "--context", "files", *flags).client_cn == "bob"  # flags replace files
+    theirs, ours = both(recorder, env, "--context", "inline", *flags)  # a file next to inline data: refused
+    assert theirs.code != 0 and theirs.seen == []
+    assert ours.code == 1 and ours.seen == [] and "are both specified" in ours.stderr
 
 
 def test_context_cluster_and_user_flags_pick_entries(recorder: Recorder, tmp_path: Path) -> None:
@@ -406,6 +414,12 @@ REFUSED: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[str, ...], str]] 
     ),
     # kubectl would prompt for a password (and fails without a terminal); the plugin never sends anonymously
     "no-credentials": ({"as": "bob"}, {}, (), "has no credentials"),
+    "ca-file-and-data": (
+        {"token": "t"},
+        {"certificate-authority-data": base64.b64encode(b"x").decode()},
+        (),
+        "certificate-authority-data and certificate-authority are both specified",
+    ),
     "ca-that-is-not-pem": (
         {"token": "t"},
         {"certificate-authority": None, "certificate-authority-data": base64.b64encode(b"garbage").decode()},
@@ -476,6 +490,20 @@ def test_unsupported_fields_are_refused_with_a_clear_error(recorder: Recorder, t
     assert ours.code == 1, ours.stderr
     assert ours.seen == []
     assert says in ours.stderr and ours.stderr.startswith("error: ") and "Traceback" not in ours.stderr
+
+
+def test_request_timeout_gives_up_on_a_stalled_server(recorder: Recorder, tmp_path: Path) -> None:
+    def stall(seen: Seen) -> Answer:
+        time.sleep(20)
+        return empty_page(seen)
+
+    recorder.answers = stall
+    env = environment(tmp_path, write_config(tmp_path / "config", recorder, {"u": {"token": "t"}}))
+    started = time.monotonic()
+    ours = plugin(recorder, env, "--request-timeout", "1s")
+    assert time.monotonic() - started < 15  # gave up well before the server answered
+    assert ours.code == 1 and "timed out" in ours.stderr and "Traceback" not in ours.stderr
+    assert ours.last.query == "timeout=1s"  # and told the server, as kubectl does
 
 
 def test_verbose_levels_log_like_kubectl_and_never_a_credential(recorder: Recorder, tmp_path: Path) -> None:
