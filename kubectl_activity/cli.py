@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from auditlog.fields import table_fields
 from auditlog.paging import DEFAULT_LIMIT, MAX_PAGE_SIZE
@@ -103,8 +103,8 @@ def _connection_flags(parser: argparse.ArgumentParser, default: object) -> None:
     """kubectl's global flags, with kubectl's meaning (kubectl refuses them before a plugin's name)."""
     group = parser.add_argument_group("kubectl's global flags (same meaning as in kubectl)")
 
-    def flag(*names: str, **options: object) -> None:
-        group.add_argument(*names, default=default, **options)  # type: ignore[arg-type]
+    def flag(*names: str, **options: Any) -> None:
+        group.add_argument(*names, default=default, **options)
 
     flag("--kubeconfig", help="kubeconfig file (default: the files of $KUBECONFIG, merged, or ~/.kube/config)")
     flag("--context", help="kubeconfig context to use (default: the current one)")
