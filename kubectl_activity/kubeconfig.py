@@ -25,6 +25,14 @@ from kubectl_activity.errors import PluginError
 EXEC_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 EXEC_CLUSTER_EXTENSION = "client.authentication.k8s.io/exec"  # passed to exec plugins as spec.cluster.config
 INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+# Every field of a kubeconfig user entry (client-go's AuthInfo). Another one may be an identity setting this
+# plugin cannot honour (a newer field, or a misspelt `as-groups`): refused rather than ignored.
+USER_FIELDS = frozenset(
+    {
+        "client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile",
+        "as", "as-uid", "as-groups", "as-user-extra", "username", "password", "auth-provider", "exec", "extensions",
+    }
+)  # fmt: skip
 # Where a pod's service account credentials are mounted: kubectl uses them when it finds no kubeconfig.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER = "in-cluster"
@@ -404,6 +412,15 @@ def _client_pair(user: Mapping[str, Any], name: str, where: str) -> tuple[Pem | 
     return cert, key
 
 
+def _refuse_unknown_fields(user: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(str(k) for k in user if k not in USER_FIELDS and k != "__file__")
+    if unknown:
+        raise _error(
+            f"{where} has field(s) kubectl-activity does not know: {', '.join(unknown)}. It will not ignore what may "
+            f"be part of the identity; the fields of a user entry are: {', '.join(sorted(USER_FIELDS))}"
+        )
+
+
 def _refuse_auth_provider(user: Mapping[str, Any], where: str) -> None:
     provider = user.get("auth-provider")
     if provider is None:
@@ -446,6 +463,7 @@ def client_config(
     proxy = _text(cluster, "proxy-url", cluster_where)
     _check_proxy(proxy, cluster_where)
 
+    _refuse_unknown_fields(user, user_where)
     _refuse_auth_provider(user, user_where)
     token = _token(user, user_where)
     username, password = _text(user, "username", user_where), _text(user, "password", user_where)

@@ -478,6 +478,7 @@ UNSUPPORTED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "auth-provider-next-to-a-token": ({"token": "t", "auth-provider": {"name": "gcp"}}, {}, "auth-provider gcp"),
     "socks-proxy": ({"token": "t"}, {"proxy-url": "socks5://127.0.0.1:1080"}, "proxy-url"),
     "plain-http-server": ({"token": "t", "as": "bob"}, {"server": "http://127.0.0.1:1"}, "not an https:// URL"),
+    "misspelt-field": ({"token": "t", "as": "bob", "as_groups": ["g"]}, {}, "as_groups"),  # kubectl ignores it
     "header-injection": ({"token": "t", "as": "bob\r\nImpersonate-Group: system:masters"}, {}, "Invalid header"),
 }
 
