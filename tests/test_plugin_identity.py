@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -334,6 +335,26 @@ def test_exec_plugins_get_what_kubectl_gives_them(recorder: Recorder, tmp_path: 
     assert ours.last.identity() == theirs.last.identity() == ("", (("authorization", "Bearer exec-token"),))
     assert our_calls == their_calls[:1]  # the same args, env and KUBERNETES_EXEC_INFO (cluster info included)
     assert our_calls[0]["info"]["spec"]["cluster"]["config"] == {"audience": "activity"}
+
+
+def test_exec_plugins_are_interactive_on_a_terminal_as_with_kubectl(recorder: Recorder, tmp_path: Path) -> None:
+    """IfAvailable (v1beta1's default): interactive when stdin is a terminal (util-linux `script` provides one)."""
+    helper = exec_helper(tmp_path, {"token": "exec-token"})
+    exec_spec = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable, "args": [str(helper)]}
+    config = write_config(tmp_path / "config", recorder, {"u": {"exec": exec_spec}})
+    env = environment(tmp_path, config)
+    interactive = []
+    for command in (["kubectl", "get", "--raw", API_PATH], ["kubectl", "activity", "query"]):
+        subprocess.run(
+            ["script", "-qec", shlex.join(command), "/dev/null"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+        interactive.append([call["info"]["spec"]["interactive"] for call in calls(tmp_path)])
+    assert interactive == [[True], [True]]
 
 
 def test_exec_plugin_client_certificates(recorder: Recorder, tmp_path: Path) -> None:
