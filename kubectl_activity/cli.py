@@ -4,47 +4,48 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shlex
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from contextlib import aclosing
-from typing import Any
-
-from rich.console import Console
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from auditlog.fields import table_fields
-from kubectl_activity import history, summary
-from kubectl_activity.client import ActivityClient, QueryRequest
+from auditlog.paging import DEFAULT_LIMIT, MAX_PAGE_SIZE
 from kubectl_activity.errors import PluginError
 from kubectl_activity.filters import WRITE_VERBS, Selection, combine, split_values
-from kubectl_activity.output import FORMATS, EventPrinter, OutputFormat, print_table
-from kubectl_activity.progress import Progress
+from kubectl_activity.output import FORMATS, OutputFormat
 from kubectl_activity.resources import SHORT_NAMES, parse_resource
+from kubectl_activity.summary import DIMENSIONS
 
-DEFAULT_LIMIT = 25
-HISTORY_PAGE = 500
-SUMMARY_PAGE = 1000  # the server's default --max-page-size
+if TYPE_CHECKING:  # the client (ssl, http.client) is imported when a command runs, not for --help
+    from kubectl_activity.client import ActivityClient
+
 DEFAULT_MAX_EVENTS = 50_000
 
 TOP = """Query the Kubernetes audit log served by the Activity API (AuditLogQuery, activity.miloapis.com/v1alpha1).
 
-Authentication is kubectl's: the current context of $KUBECONFIG or ~/.kube/config (or --kubeconfig/--context),
-with client certificates, tokens or exec credential plugins. Flags go after the plugin name (kubectl refuses
-flags placed before it).
+The plugin acts as the identity kubectl would: the current context of $KUBECONFIG (its files merged as kubectl
+merges them) or ~/.kube/config, with client certificates, tokens, token files, username/password, exec
+credential plugins and impersonation (as, as-groups, as-uid, as-user-extra). kubectl's global flags go after the
+command (kubectl refuses flags before a plugin's name) and mean what they mean to kubectl; --user is the
+kubeconfig user (filter by who made a request with --actor), -n the namespace of the events' objects (the
+context's namespace is not implied: a query spans every namespace unless -n). A kubeconfig field the plugin
+cannot honour (auth-provider, a SOCKS or HTTPS proxy) is refused with an error, never replaced by another
+identity.
 
 Times: RFC3339 (2026-01-02T15:04:05Z), `now`, or `now-<n><s|m|h|d|w>` (now-90m, now-7d); windows are
 [start, end) and at most the server's --max-query-window (30d by default)."""
 
 EXAMPLES = """examples:
-  kubectl activity query                                  # the last 25 events of the last 24 hours
+  kubectl activity query                                  # the newest events of the last 24 hours
   kubectl activity query --writes-only --exclude-system   # what people changed
   kubectl activity query -n prod --resource secrets --verb get,list
   kubectl activity query --filter "responseStatus.code >= 400" -o wide
   kubectl activity query --start-time now-7d --all-pages -o json > week.json
   kubectl activity history deployment web -n prod --diff
-  kubectl activity summary --by user --top 5 --start-time now-1h"""
+  kubectl activity summary --by user --top 5 --start-time now-1h
+  kubectl activity query --as alice@example.com -v=6      # what alice may see; log each request"""
 
 QUERY_HELP = f"""Events newest first, one page at a time (--limit per page). When more exist, stderr shows the exact
 command for the next page; --all-pages fetches them all.
@@ -91,10 +92,54 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{action.help} (default: %(default)s)" if shown else action.help
 
 
+def _verbosity(text: str) -> int:
+    try:
+        return int(text.lstrip("="))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid log level {text!r}: write a number like 6") from None
+
+
 def _connection_flags(parser: argparse.ArgumentParser, default: object) -> None:
-    group = parser.add_argument_group("connection (as kubectl)")
-    group.add_argument("--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    group.add_argument("--context", default=default, help="kubeconfig context to use (default: the current one)")
+    """kubectl's global flags, with kubectl's meaning (kubectl refuses them before a plugin's name)."""
+    group = parser.add_argument_group("kubectl's global flags (same meaning as in kubectl)")
+
+    def flag(*names: str, **options: Any) -> None:
+        group.add_argument(*names, default=default, **options)
+
+    flag("--kubeconfig", help="kubeconfig file (default: the files of $KUBECONFIG, merged, or ~/.kube/config)")
+    flag("--context", help="kubeconfig context to use (default: the current one)")
+    flag("--cluster", help="kubeconfig cluster to use (default: the context's)")
+    flag("--user", help="kubeconfig user to use (default: the context's); filter by requester with --actor")
+    flag("-s", "--server", help="the address of the Kubernetes API server")
+    flag("--tls-server-name", help="server name to verify the server's certificate against (and send as SNI)")
+    flag("--certificate-authority", metavar="FILE", help="a CA bundle to verify the server with")
+    flag("--insecure-skip-tls-verify", action="store_true", help="do not verify the server's certificate")
+    flag("--client-certificate", metavar="FILE", help="a client certificate for TLS")
+    flag("--client-key", metavar="FILE", help="the client certificate's key")
+    flag("--token", help="bearer token to authenticate with")
+    flag("--as", dest="impersonate", metavar="USER", help="user to impersonate for the request")
+    flag(
+        "--as-group",
+        dest="impersonate_groups",
+        metavar="GROUP",
+        action="append",
+        help="group to impersonate (repeatable)",
+    )
+    flag("--as-uid", dest="impersonate_uid", metavar="UID", help="UID to impersonate")
+    flag(
+        "--request-timeout",
+        metavar="DURATION",
+        help="give up on a request after this long: a Go duration "
+        "(1m30s, 500ms) or whole seconds; 0 waits forever (default: 0)",
+    )
+    flag(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=_verbosity,
+        metavar="LEVEL",
+        help="log the HTTP requests: 6 each request, 7 its headers, 8 the bodies (Authorization masked)",
+    )
 
 
 def _window_flags(parser: argparse.ArgumentParser, start: str) -> None:
@@ -105,7 +150,9 @@ def _window_flags(parser: argparse.ArgumentParser, start: str) -> None:
 def _filter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("filters (ANDed together and with --filter)")
     group.add_argument("--filter", default="", help="a CEL expression over the audit-event fields")
-    group.add_argument("--user", action="append", default=[], help="user name, exact (repeatable, or a,b)")
+    group.add_argument(
+        "--actor", action="append", default=[], help="who made the request: user name, exact (repeatable, or a,b)"
+    )
     group.add_argument("--verb", action="append", default=[], help="verb (repeatable, or get,list)")
     group.add_argument("-n", "--namespace", help="namespace of the object")
     group.add_argument("--resource", help="resource as audit events record it: plural, lower case (pods)")
@@ -131,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     query = command("query", "list audit events", QUERY_HELP)
     _window_flags(query, "now-24h")
     _filter_flags(query)
-    query.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="events per page")
+    query.add_argument(
+        "--limit",
+        type=int,
+        help=f"events per page (default: the server's, {DEFAULT_LIMIT}; with --all-pages the largest the server "
+        f"allows, {MAX_PAGE_SIZE} by default)",
+    )
     query.add_argument("--continue-after", default="", metavar="TOKEN", help="the next-page token a page printed")
     query.add_argument("--all-pages", action="store_true", help="fetch every page of the window")
     query.add_argument("-o", "--output", default="table", help=f"one of: {', '.join(FORMATS)}")
@@ -148,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = command("summary", "top-N request counts by user, verb, resource or namespace", SUMMARY_HELP)
     _window_flags(top, "now-24h")
     _filter_flags(top)
-    top.add_argument("--by", choices=sorted(summary.DIMENSIONS), default="user", help="what to count by")
+    top.add_argument("--by", choices=sorted(DIMENSIONS), default="user", help="what to count by")
     top.add_argument("--top", type=int, default=10, metavar="N", help="how many rows to show")
     top.add_argument("--max-events", type=int, default=DEFAULT_MAX_EVENTS, help="stop scanning after this many")
     top.set_defaults(handler=run_summary)
@@ -157,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(
-        users=tuple(split_values(args.user)),
+        users=tuple(split_values(args.actor)),
         verbs=tuple(split_values(args.verb)),
         namespace=args.namespace,
         resource=args.resource,
@@ -168,7 +220,31 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 
 def _client(args: argparse.Namespace) -> ActivityClient:
-    return ActivityClient(args.kubeconfig, args.context)
+    from kubectl_activity.client import ActivityClient
+    from kubectl_activity.durations import DurationError, parse_request_timeout
+    from kubectl_activity.kubeconfig import Overrides
+
+    try:
+        timeout_ns = parse_request_timeout(args.request_timeout or "0")
+    except DurationError as err:
+        raise PluginError(f"error: --request-timeout: {err}") from None
+    overrides = Overrides(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        cluster=args.cluster,
+        user=args.user,
+        server=args.server,
+        tls_server_name=args.tls_server_name,
+        certificate_authority=args.certificate_authority,
+        insecure_skip_tls_verify=bool(args.insecure_skip_tls_verify),
+        client_certificate=args.client_certificate,
+        client_key=args.client_key,
+        token=args.token,
+        impersonate=args.impersonate,
+        impersonate_groups=tuple(args.impersonate_groups or ()),
+        impersonate_uid=args.impersonate_uid,
+    )
+    return ActivityClient(overrides, verbosity=args.verbosity or 0, timeout_ns=timeout_ns)
 
 
 def next_page_command(argv: Sequence[str], token: str) -> str:
@@ -194,36 +270,49 @@ def shell_quote(arg: str) -> str:
     return f'"{arg}"'
 
 
-async def run_query(args: argparse.Namespace) -> int:
+def run_query(args: argparse.Namespace) -> int:
+    from kubectl_activity.client import QueryRequest
+    from kubectl_activity.output import EventPrinter
+    from kubectl_activity.progress import Progress
+
     output = OutputFormat.parse(args.output)
-    if args.limit < 1:
+    if args.limit is not None and args.limit < 1:
         raise PluginError("error: --limit must be at least 1")
+    # One page: the server's default unless --limit. Every page: as few round trips as the server allows, unless
+    # continuing a query whose token fixed the page size (the server refuses another one).
+    upsize = args.all_pages and args.limit is None and not args.continue_after
+    limit = MAX_PAGE_SIZE if upsize else args.limit
     request = QueryRequest(
-        args.start_time, args.end_time, combine(_selection(args), args.filter), args.limit, args.continue_after
+        args.start_time, args.end_time, combine(_selection(args), args.filter), limit, args.continue_after
     )
     printer = EventPrinter(output)
-    async with _client(args) as client:
+    with _client(args) as client:
         if not args.all_pages:
-            page = await client.query(request)
+            page = client.query(request)
             printer.page(page.events)
             printer.finish(page.continue_token)
             if page.continue_token:
                 sys.stderr.write(f"More results; next page:\n  {next_page_command(args.argv, page.continue_token)}\n")
             return 0
         progress = Progress()
-        pages = 0
-        async for page in client.pages(request):
-            pages += 1
+        line = ""
+        for pages, page in enumerate(client.pages(request, fit_limit=upsize), start=1):
             progress.clear()
             printer.page(page.events)
             more = ", more to come" if page.continue_token else ""
-            progress.update(f"page {pages}: {printer.printed} events{more}")
-        progress.done()
+            line = f"page {pages}: {printer.printed} events{more}"
+            progress.update(line)
+        progress.done(line)
         printer.finish()
     return 0
 
 
-async def run_history(args: argparse.Namespace) -> int:
+def run_history(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kubectl_activity import history
+    from kubectl_activity.client import QueryRequest
+
     target = parse_resource(args.resource)
     selection = Selection(
         resource=target.resource,
@@ -233,10 +322,10 @@ async def run_history(args: argparse.Namespace) -> int:
         writes_only=True,
         stage="ResponseComplete",
     )
-    request = QueryRequest(args.start_time, args.end_time, combine(selection), HISTORY_PAGE)
+    request = QueryRequest(args.start_time, args.end_time, combine(selection), MAX_PAGE_SIZE)
     events = []
-    async with _client(args) as client:
-        async for page in client.pages(request):
+    with _client(args) as client:
+        for page in client.pages(request, fit_limit=True):
             events.extend(page.events)
     where = f" in namespace {args.namespace}" if args.namespace else ""
     if not events:
@@ -259,25 +348,30 @@ async def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_summary(args: argparse.Namespace) -> int:
+def run_summary(args: argparse.Namespace) -> int:
+    from kubectl_activity.client import QueryRequest
+    from kubectl_activity.output import print_table
+    from kubectl_activity.progress import Progress
+    from kubectl_activity.summary import Tally
+
     if args.top < 1 or args.max_events < 1:
         raise PluginError("error: --top and --max-events must be at least 1")
     request = QueryRequest(
-        args.start_time, args.end_time, combine(_selection(args), args.filter), min(SUMMARY_PAGE, args.max_events)
+        args.start_time, args.end_time, combine(_selection(args), args.filter), min(MAX_PAGE_SIZE, args.max_events)
     )
-    tally = summary.Tally(summary.DIMENSIONS[args.by])
+    tally = Tally(DIMENSIONS[args.by])
     progress = Progress()
     capped = False
     window = ""
-    async with _client(args) as client, aclosing(client.pages(request)) as pages:
-        async for page in pages:
+    with _client(args) as client:
+        for page in client.pages(request, fit_limit=True):
             tally.add(page.events)
             window = window or f"{page.effective_start_time} .. {page.effective_end_time}"
             progress.update(f"scanned {tally.scanned} events")
             if page.continue_token and tally.scanned >= args.max_events:
                 capped = True
                 break
-    progress.done()
+    progress.done(f"scanned {tally.scanned} events")
     requests = tally.requests
     rows = [[value, str(count), f"{100 * count / requests:.1f}%"] for value, count in tally.top(args.top)]
     if rows:
@@ -295,9 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
     args.argv = arguments
-    handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.handler
+    handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return asyncio.run(handler(args))
+        return handler(args)
     except PluginError as err:
         sys.stderr.write(f"{err}\n")
         return 1

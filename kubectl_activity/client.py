@@ -1,23 +1,19 @@
-"""The Activity API over HTTP, authenticated the way kubectl is: kr8s reads the kubeconfig (`--kubeconfig`,
-KUBECONFIG, ~/.kube/config; `--context`) with client certificates, bearer tokens and exec credential plugins
-(client.authentication.k8s.io v1 and v1beta1). Each page is one POST of an AuditLogQuery; nothing else is called.
-"""
+"""The Activity API over HTTPS, as the identity kubectl would use (kubectl_activity.kubeconfig resolves it,
+kubectl_activity.transport presents it). Each page is one POST of an AuditLogQuery; nothing else is called."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import re
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
-import httpx
-import kr8s.asyncio
-
 from kubectl_activity.errors import PluginError, status_message
+from kubectl_activity.kubeconfig import ClientConfig, Overrides, client_config
+from kubectl_activity.transport import Log, Response, Transport, describe_network_error
 
 GROUP = "activity.miloapis.com"
 VERSION = "v1alpha1"
@@ -27,20 +23,24 @@ APISERVICE = f"{VERSION}.{GROUP}"
 USER_AGENT = "kubectl-activity/0.1.0"
 # The server names each query like `kubectl create` would, so error messages can quote it.
 GENERATE_NAME = "kubectl-activity-"
+# The server's refusal of a too large spec.limit names its maximum (apiserver.auditlogquery.service).
+_LIMIT_RANGE = re.compile(r"must be between 1 and (\d+)")
 
 
 @dataclass(frozen=True)
 class QueryRequest:
-    """`spec` of one AuditLogQuery page."""
+    """`spec` of one AuditLogQuery page. `limit` None: the server's default page size."""
 
     start_time: str
     end_time: str
     filter: str = ""
-    limit: int = 25
+    limit: int | None = None
     continue_token: str = ""
 
     def body(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"startTime": self.start_time, "endTime": self.end_time, "limit": self.limit}
+        spec: dict[str, Any] = {"startTime": self.start_time, "endTime": self.end_time}
+        if self.limit is not None:
+            spec["limit"] = self.limit
         if self.filter:
             spec["filter"] = self.filter
         if self.continue_token:
@@ -61,106 +61,105 @@ class Page:
     effective_end_time: str
 
 
+class LimitTooLarge(PluginError):
+    def __init__(self, message: str, largest: int) -> None:
+        super().__init__(message)
+        self.largest = largest
+
+
 class ActivityClient:
-    """Use as `async with ActivityClient(kubeconfig, context) as client:`."""
+    """Use as `with ActivityClient(overrides) as client:`."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
-        self._kubeconfig = kubeconfig
-        self._context = context
-        self._api: Any = None
+    def __init__(self, overrides: Overrides | None = None, *, verbosity: int = 0, timeout_ns: int = 0) -> None:
+        self._overrides = overrides or Overrides()
+        self._verbosity = verbosity
+        self._timeout_ns = timeout_ns
+        self._config: ClientConfig | None = None
+        self._transport: Transport | None = None
 
-    async def __aenter__(self) -> ActivityClient:
-        try:
-            # Not kr8s.asyncio.api(): that also GETs /version to warn about Kubernetes versions, a round trip
-            # (and a warning) this plugin does not need.
-            self._api = kr8s.asyncio.Api(kubeconfig=self._kubeconfig, context=self._context, bypass_factory=True)
-            await self._api.auth
-        except Exception as err:  # kr8s raises ValueError, KeyError, OSError... for unusable configs
-            where = self._kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise PluginError(
-                f"error: cannot load the kubeconfig {where}: {_describe(err)}\n"
-                "hint: point --kubeconfig or KUBECONFIG at a kubeconfig for the cluster (and --context at a context)"
-            ) from None
+    def __enter__(self) -> ActivityClient:
+        self._config = client_config(self._overrides)
+        self._transport = Transport(
+            self._config, timeout_ns=self._timeout_ns, log=Log(self._verbosity), user_agent=USER_AGENT
+        )
         return self
 
-    async def __aexit__(
+    def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        session = getattr(self._api, "_session", None)
-        if session is not None:
-            await session.aclose()
-        self._remove_credential_copies()
-
-    def _remove_credential_copies(self) -> None:
-        """kr8s writes `*-data` credentials (embedded in the kubeconfig or from an exec plugin) to temporary files
-        and leaves them; the session has read them, so a private key does not outlive the command."""
-        auth = getattr(self._api, "auth", None)
-        if auth is None:
-            return
-        written = (
-            ("client-key-data", auth._user, auth.client_key_file),
-            ("client-certificate-data", auth._user, auth.client_cert_file),
-            ("certificate-authority-data", auth._cluster, auth.server_ca_file),
-        )
-        for key, section, path in written:
-            if key in section and path:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
+        if self._transport is not None:
+            self._transport.close()
 
     @property
     def server(self) -> str:
-        return str(self._api.auth.server) if self._api else ""
+        return self._config.server if self._config else ""
 
     @property
     def context(self) -> str:
-        return str(self._api.auth.active_context) if self._api else ""
+        return self._config.context if self._config else ""
 
-    async def query(self, request: QueryRequest) -> Page:
+    @property
+    def transport(self) -> Transport:
+        assert self._transport is not None, "use the client in a with block"
+        return self._transport
+
+    def query(self, request: QueryRequest) -> Page:
+        body = json.dumps(request.body()).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         try:
-            async with self._api.call_api(
-                "POST",
-                version=VERSION,
-                base=f"/apis/{GROUP}",
-                url=RESOURCE,
-                raise_for_status=False,
-                content=json.dumps(request.body()),
-                headers={"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT},
-            ) as response:
-                return self._page(response)
-        except (httpx.TransportError, ssl.SSLError, OSError) as err:
+            response = self.transport.request("POST", f"/apis/{GROUP}/{VERSION}/{RESOURCE}", body, headers)
+        except ssl.SSLCertVerificationError as err:
+            raise PluginError(
+                f"error: Unable to connect to the server {self.server}: {describe_network_error(err)}\n"
+                "hint: the kubeconfig's certificate-authority(-data) or tls-server-name does not match the server"
+            ) from None
+        except OSError as err:  # refused, unreachable, TLS failures, timeouts: ssl.SSLError is an OSError
             raise PluginError(
                 f"error: cannot reach the Activity API at {self.server} (context {self.context!r}): "
-                f"{_describe(err)}\nhint: is the server up, and is `kubectl get apiservice {APISERVICE}` Available?"
+                f"{describe_network_error(err)}\nhint: is the server up, and is `kubectl get apiservice "
+                f"{APISERVICE}` Available?"
             ) from None
         except PluginError:
             raise
-        except Exception as err:  # kr8s wraps some transport failures in its own errors
-            raise PluginError(f"error: the request to {self.server} failed: {_describe(err)}") from None
+        except Exception as err:  # http.client's protocol errors
+            raise PluginError(f"error: the request to {self.server} failed: {type(err).__name__}: {err}") from None
+        return self._page(response)
 
-    async def pages(self, request: QueryRequest) -> AsyncGenerator[Page, None]:
-        """Every page from `request` on, following `continue` until the last."""
+    def pages(self, request: QueryRequest, *, fit_limit: bool = False) -> Iterator[Page]:
+        """Every page from `request` on, following `continue` until the last. With `fit_limit`, a limit above
+        the server's --max-page-size is lowered to it (once) instead of failing."""
         while True:
-            page = await self.query(request)
+            try:
+                page = self.query(request)
+            except LimitTooLarge as err:
+                if not fit_limit or request.limit is None or err.largest >= request.limit:
+                    raise
+                request, fit_limit = replace(request, limit=err.largest), False
+                continue
             yield page
             if not page.continue_token:
                 return
             request = replace(request, continue_token=page.continue_token)
 
-    def _page(self, response: httpx.Response) -> Page:
+    def _page(self, response: Response) -> Page:
         try:
-            document = response.json()
+            document = json.loads(response.body)
         except ValueError:
             document = None
-        if response.status_code >= 400:
+        if response.status >= 400:
             if isinstance(document, dict) and document.get("kind") == "Status":
-                message = status_message(document, response.status_code)
+                message = status_message(document, response.status)
+                largest = _largest_limit(document)
+                if largest:
+                    raise LimitTooLarge(message, largest)
             else:
-                message = f"Error from server: HTTP {response.status_code}: {response.text[:300].strip()}"
-            if response.status_code in (404, 503):
+                text = response.body[:300].decode(errors="replace").strip()
+                message = f"Error from server: HTTP {response.status}: {text}"
+            if response.status in (404, 503):
                 message += f"\nhint: is the APIService {APISERVICE} registered and Available on {self.server}?"
             raise PluginError(message)
         if not isinstance(document, dict) or not isinstance(document.get("status"), dict):
-            raise PluginError(f"error: {self.server} did not answer with an {KIND} (HTTP {response.status_code})")
+            raise PluginError(f"error: {self.server} did not answer with an {KIND} (HTTP {response.status})")
         status = document["status"]
         return Page(
             events=list(status.get("results") or []),
@@ -170,5 +169,13 @@ class ActivityClient:
         )
 
 
-def _describe(err: BaseException) -> str:
-    return str(err) or type(err).__name__
+def _largest_limit(status: dict[str, Any]) -> int:
+    """The server's maximum page size when `status` refuses spec.limit alone, else 0."""
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    if not isinstance(causes, list) or len(causes) != 1 or not isinstance(causes[0], dict):
+        return 0
+    if causes[0].get("field") != "spec.limit":
+        return 0
+    found = _LIMIT_RANGE.search(str(causes[0].get("message") or ""))
+    return int(found.group(1)) if found else 0

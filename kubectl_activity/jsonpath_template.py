@@ -1,6 +1,6 @@
 """kubectl's `-o jsonpath=TEMPLATE` syntax: text with `{EXPR}` blocks (EXPR like `.items[*].user.username`,
 relative to the current object), `{range EXPR}...{end}` loops and `{"\\n"}` literals. The path expressions are
-evaluated by python-jsonpath (a kr8s dependency); this module only parses kubectl's template around them."""
+evaluated by python-jsonpath; this module only parses kubectl's template around them."""
 
 from __future__ import annotations
 

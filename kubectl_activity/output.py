@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import yaml
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-
 from auditlog.fields import Field, FieldKind, table_fields
-from kubectl_activity import jsonpath_template
 from kubectl_activity.errors import PluginError
+
+# yaml and jsonpath are imported where used: each costs start-up time a command may not need.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 FORMATS = ("table", "wide", "json", "yaml", "name", "jsonpath=TEMPLATE")
 MISSING = "<none>"  # what kubectl's custom columns show for an absent value
@@ -34,6 +32,8 @@ class OutputFormat:
         if kind in ("table", "wide", "json", "yaml", "name") and not template:
             return cls(kind)
         if kind == "jsonpath" and template:
+            from kubectl_activity import jsonpath_template
+
             jsonpath_template.compile_template(template)  # a bad template fails before any request
             return cls(kind, template)
         raise PluginError(
@@ -64,27 +64,30 @@ def cell(event: Mapping[str, Any], field: Field) -> str:
     return str(value)
 
 
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (\\n, \\t, \\x1b): a stored value can neither break a
+    row in two nor send the terminal an escape sequence."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 def print_table(
     rows: Sequence[Sequence[str]], headers: Sequence[str], out: IO[str], *, show_headers: bool = True
 ) -> None:
-    """Left-aligned columns, COLUMN_GAP apart, never wrapped or cut (pipe it into grep/awk as kubectl's)."""
-    table = Table(
-        box=None,
-        pad_edge=False,
-        show_edge=False,
-        padding=(0, COLUMN_GAP, 0, 0),
-        show_header=show_headers,
-        header_style="bold",
-    )
-    for header in headers:
-        table.add_column(header, no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    widths = [max([cell_len(h) if show_headers else 0, *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    console = Console(file=out, width=sum(widths) + COLUMN_GAP * len(widths) + 1, highlight=False)
-    with console.capture() as captured:
-        console.print(table)
-    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    """Left-aligned columns, COLUMN_GAP apart, never wrapped or cut (pipe it into grep/awk as kubectl's). Widths
+    are terminal cells (a CJK character or an emoji takes two)."""
+    from rich.cells import cell_len  # the width table alone: rich's console would cost ~40 ms of start-up
+
+    def width(text: str) -> int:
+        return len(text) if text.isascii() else cell_len(text)  # printable ASCII: one cell a character
+
+    lines = [list(headers)] if show_headers else []
+    lines += [[printable(value) for value in row] for row in rows]
+    widths = [max(width(line[i]) for line in lines) for i in range(len(headers))]
+    text = []
+    for line in lines:
+        padded = [value + " " * (size - width(value) + COLUMN_GAP) for value, size in zip(line, widths, strict=True)]
+        text.append("".join(padded).rstrip() + "\n")
+    out.write("".join(text))  # one write: a page is one system call, not one a row
 
 
 def event_table(events: Sequence[Mapping[str, Any]], wide: bool, out: IO[str], *, show_headers: bool = True) -> None:
@@ -141,8 +144,12 @@ class EventPrinter:
         if kind == "json":
             self.out.write(json.dumps(as_list(self._held, continue_token), indent=4, ensure_ascii=False) + "\n")
         elif kind == "yaml":
+            import yaml
+
             self.out.write(yaml.safe_dump(as_list(self._held, continue_token), sort_keys=False, allow_unicode=True))
         elif kind == "jsonpath":
+            from kubectl_activity import jsonpath_template
+
             self.out.write(jsonpath_template.render(self.output.template, as_list(self._held, continue_token)))
         elif kind in ("table", "wide") and self.printed == 0:
             sys.stderr.write("No resources found\n")

@@ -7,7 +7,9 @@ Import the `plugin` fixture into a test module (`from plugin_support import plug
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import subprocess
 import sysconfig
@@ -135,6 +137,16 @@ def awkward_events(start: datetime) -> list[dict[str, Any]]:
             }
         )
     return events
+
+
+def posted_specs(stderr: str) -> list[dict[str, object]]:
+    """The spec of each AuditLogQuery the plugin sent, from its -v=8 log."""
+    bodies = re.findall(r'"Request Body" body=(\{.*\})$', stderr, flags=re.MULTILINE)
+    return [json.loads(body)["spec"] for body in bodies]
+
+
+def statuses(stderr: str) -> list[str]:
+    return re.findall(r"Response Status: (\d+) ", stderr)
 
 
 class PluginEnv:

@@ -164,7 +164,7 @@ def changes_are_found_with_query_and_history(target: Target) -> None:
     life = Lifecycle()
     for change in life.changes:
         target.apply(change)
-    mine = ("-n", life.namespace, "--resource", "deployments", "--name", life.name, "--user", target.user)
+    mine = ("-n", life.namespace, "--resource", "deployments", "--name", life.name, "--actor", target.user)
     writes = wait_for_items(target, lambda found: len(found) >= len(life.deployment_verbs), *mine, "--writes-only")
     assert [e["verb"] for e in reversed(writes)] == life.deployment_verbs
     assert [e["responseStatus"]["code"] for e in reversed(writes)] == [201, 200, 200, 200]

@@ -3,7 +3,6 @@ selects, and any value (quotes, backslashes, unicode, control characters) keeps 
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from plugin_support import AWKWARD_USERS, PluginEnv, plugin
 from kubectl_activity.cli import shell_quote
 from kubectl_activity.client import ActivityClient, QueryRequest
 from kubectl_activity.filters import Selection, combine
+from kubectl_activity.kubeconfig import Overrides
 
 __all__ = ["plugin"]
 
@@ -29,9 +29,9 @@ def ref(event: dict[str, Any], key: str) -> str:
 
 
 CASES: list[tuple[list[str], Predicate]] = [
-    (["--user", "bob@example.com"], lambda e: e["user"]["username"] == "bob@example.com"),
+    (["--actor", "bob@example.com"], lambda e: e["user"]["username"] == "bob@example.com"),
     (
-        ["--user", "bob@example.com,o'brien@example.com"],
+        ["--actor", "bob@example.com,o'brien@example.com"],
         lambda e: e["user"]["username"] in ("bob@example.com", "o'brien@example.com"),
     ),
     (["--verb", "delete", "--verb", "patch,create"], lambda e: e["verb"] in ("delete", "patch", "create")),
@@ -70,12 +70,9 @@ def test_filters_compose_with_and() -> None:
 
 
 def select(plugin: PluginEnv, selection: Selection) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
-        request = QueryRequest("now-6h", "now", combine(selection), 1000)
-        async with ActivityClient(str(plugin.server.kubeconfig)) as client:
-            return [e for page in [p async for p in client.pages(request)] for e in page.events]
-
-    return asyncio.run(run())
+    request = QueryRequest("now-6h", "now", combine(selection), 1000)
+    with ActivityClient(Overrides(kubeconfig=str(plugin.server.kubeconfig))) as client:
+        return [e for page in client.pages(request) for e in page.events]
 
 
 values = st.one_of(

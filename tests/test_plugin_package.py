@@ -3,6 +3,7 @@ its --help teaches the commands with examples."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -39,3 +40,26 @@ def test_help_explains_with_examples(
     assert "kubectl activity history deployment web -n prod --diff" in text
     for phrase in teaches:
         assert phrase in text, phrase
+
+
+HEAVY = {"asyncio", "httpx", "kr8s", "rich.console", "rich.table", "jsonpath", "aiohttp"}
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        (["--help"], HEAVY | {"ssl", "http.client", "yaml"}),  # help needs neither the network nor the kubeconfig
+        (["query", "--kubeconfig", "/nonexistent"], HEAVY),
+    ],
+)
+def test_start_up_imports_only_what_the_command_needs(args: list[str], absent: set[str]) -> None:
+    """Start-up time is import time (docs/benchmarks.md, "Plugin start-up"): what a command does not use, it does
+    not import."""
+    probe = (
+        "import sys\nfrom kubectl_activity.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    assert loaded & absent == set()

@@ -117,7 +117,7 @@ def test_all_pages_returns_every_event_of_the_window_once(plugin: PluginEnv) -> 
     assert len(keys) == len(set(keys))
     progress = [line for line in done.stderr.splitlines() if line.startswith("page ")]
     pages = -(-len(items) // 40)
-    assert len(progress) == pages
+    assert 1 <= len(progress) <= pages  # at most one line a page (and a second): see test_plugin_paging.py
     assert progress[-1] == f"page {pages}: {len(items)} events"
 
 

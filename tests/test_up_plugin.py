@@ -14,6 +14,7 @@ import pytest
 from up_support import UpProcess, audit_ids, burst_stored, first_run_burst, running_up
 
 from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
+from auditlog.paging import DEFAULT_LIMIT
 
 DEMO_USERS = {*PEOPLE, *SERVICE_ACCOUNTS, *SYSTEM_USERS}
 WRITES = ("create", "update", "patch", "delete")
@@ -49,7 +50,7 @@ def test_query_shows_the_newest_demo_events_and_the_next_page(up: UpProcess) -> 
     done = up.run_banner_command("kubectl activity query --kubeconfig")
     assert done.returncode == 0, done.stderr
     rows = _rows(done.stdout)
-    assert len(rows) == 25
+    assert len(rows) == DEFAULT_LIMIT  # the server's default page: the plugin and the server share one
     assert {row[2] for row in rows} <= DEMO_USERS
     assert [row[0] for row in rows] == sorted((row[0] for row in rows), reverse=True)
     assert "kubectl activity query --kubeconfig" in done.stderr and "--continue-after" in done.stderr

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from auditlog.paging import DEFAULT_LIMIT as DEFAULT_LIMIT  # re-exported: the server's modules import it here
+from auditlog.paging import MAX_PAGE_SIZE
+
+DEFAULT_MAX_PAGE_SIZE = MAX_PAGE_SIZE  # the default of --max-page-size, shared with the plugin
 DEFAULT_START_TIME = "now-24h"
 DEFAULT_END_TIME = "now"
-DEFAULT_LIMIT = 100
-DEFAULT_MAX_PAGE_SIZE = 1000
 DEFAULT_MAX_WINDOW = timedelta(days=30)
 DEFAULT_CURSOR_TTL = timedelta(hours=1)
 # Per statement in the store. A page over a busy 30-day window reads key columns only and stays far below; the
