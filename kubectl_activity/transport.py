@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
-from kubectl_activity.durations import SECOND, format_duration
+from auditlog.durations import SECOND, format_ns
 from kubectl_activity.errors import PluginError
 from kubectl_activity.kubeconfig import ClientConfig, Pem
 
@@ -286,7 +286,7 @@ class Transport:
         else:
             fresh = False
         if self.timeout_ns:
-            path += ("&" if "?" in path else "?") + "timeout=" + format_duration(self.timeout_ns)
+            path += ("&" if "?" in path else "?") + "timeout=" + format_ns(self.timeout_ns)
         sent = self._headers(credential, headers)
         url = self.url(path)
         self.log(7, f"{method} {url}")

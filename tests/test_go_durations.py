@@ -1,5 +1,5 @@
-"""Go durations as kubectl reads --request-timeout and client-go writes ?timeout=: the cases of Go's own
-time.ParseDuration tests, and properties over the whole int64 range."""
+"""The project's Go-duration parser and formatter against the cases of Go's own time.ParseDuration tests, with
+properties over the whole int64 range; and kubectl's --request-timeout, which also takes whole seconds."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubectl_activity.durations import (
+from auditlog.durations import GO_UNITS as UNITS
+from auditlog.durations import (
     HOUR,
     MICROSECOND,
     MILLISECOND,
     MINUTE,
     NANOSECOND,
     SECOND,
-    UNITS,
     DurationError,
-    format_duration,
-    parse_duration,
-    parse_request_timeout,
 )
+from auditlog.durations import format_ns as format_duration
+from auditlog.durations import parse_ns as parse_duration
+from kubectl_activity.durations import parse_request_timeout
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
