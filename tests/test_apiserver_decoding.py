@@ -317,7 +317,7 @@ async def test_a_malformed_timeout_parameter_is_a_400_status() -> None:
     finally:
         await client.close()
     assert (answer.status, body["reason"]) == (400, "BadRequest")
-    assert "invalid timeout 'soon'" in body["message"]
+    assert "invalid timeout in the URL: 'soon' is not a duration" in body["message"]
 
 
 async def test_requests_beyond_the_in_flight_limit_are_429_except_for_masters() -> None:
