@@ -213,9 +213,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only", action="append", choices=sorted(COMMANDS), help="measure only this command (repeatable)"
     )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 30 events, one run per command")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.events, args.iterations = 30, 1
     if args.events < 1 or args.iterations < 1:
         print("error: --events and --iterations must be positive", file=sys.stderr)
         return 2
