@@ -31,3 +31,14 @@ PUBLISH_SECONDS = Histogram(
 )
 IN_FLIGHT = Gauge("activity_webhook_publish_in_flight", "Messages published and waiting for their PubAck")
 NATS_CONNECTED = Gauge("activity_webhook_nats_connected", "1 while the receiver's NATS connection is up")
+RECEIVE_TO_ACK_SECONDS = Histogram(
+    "activity_webhook_receive_to_ack_seconds",
+    "Time from an EventList's arrival to the PubAck of its last message (durable in JetStream), accepted ones only",
+    buckets=_LATENCY_BUCKETS,
+)
+
+
+def observe_answered(status: int, seconds: float) -> None:
+    """An EventList answered after `seconds`: only a 200 means every message of it was PubAcked."""
+    if status == 200:
+        RECEIVE_TO_ACK_SECONDS.observe(seconds)
