@@ -95,6 +95,7 @@ def test_every_rule_has_a_case_that_fires_and_one_that_does_not() -> None:
         ("counts the sender's 4xx as ingest failures", 'code!~"4.."', 'code=~".+"'),
         ("reads another bucket as the freshness threshold", 'le="10.0"', 'le="5.0"'),
         ("takes kube-apiserver's 5xx for ours", 'job="activity-apiserver",code=~"5.."', 'code=~"5.."'),
+        ("has no error ratio while nothing fails", " or vector(0)", ""),
     ],
 )
 def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path, what: str, old: str, new: str) -> None:
