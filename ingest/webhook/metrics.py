@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ingest.webhook.messages import INVALID, KEY_TOO_LONG, TOO_LARGE, UNENCODABLE
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 REQUESTS = Counter("activity_webhook_requests_total", "EventList requests answered, by HTTP status code", ["code"])
@@ -21,6 +23,10 @@ DUPLICATES = Counter(
 DEAD_LETTERED = Counter(
     "activity_webhook_events_dead_lettered_total", "Items PubAcked onto the dead-letter stream, by reason", ["reason"]
 )
+# Every reason exported from the start at 0: a series born at 1 has no increase() in Prometheus, and the first dead
+# letter would never raise the dead-letter alert.
+for _reason in (INVALID, KEY_TOO_LONG, TOO_LARGE, UNENCODABLE):
+    DEAD_LETTERED.labels(_reason)
 REQUEST_SECONDS = Histogram(
     "activity_webhook_request_duration_seconds", "Time to answer an EventList POST", buckets=_LATENCY_BUCKETS
 )
