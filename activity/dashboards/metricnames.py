@@ -11,9 +11,15 @@ _GRAFANA_RANGES = re.compile(r"\$__(rate_interval|interval|range)\b")
 _GRAFANA_VARIABLE = re.compile(r"\$\{?\w+\}?")  # a label variable in a =~ matcher: `.*` is its `All`
 
 
+def concrete(expr: str, window: str = "5m") -> str:
+    """A panel's PromQL as Prometheus itself can run it: Grafana's range variables become `window`, a label
+    variable its `All` (`.*`)."""
+    return _GRAFANA_VARIABLE.sub(".*", _GRAFANA_RANGES.sub(window, expr))
+
+
 def parse(expr: str) -> promql_parser.Expr:
     """A panel's PromQL with Grafana's variables in it parsed; ValueError naming the expression if it fails."""
-    text = _GRAFANA_VARIABLE.sub(".*", _GRAFANA_RANGES.sub("5m", expr))
+    text = concrete(expr)
     try:
         return promql_parser.parse(text)
     except ValueError as err:

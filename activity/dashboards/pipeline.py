@@ -38,6 +38,10 @@ EXPORTER_NOTE = "Needs prometheus-nats-exporter with -jsz=all scraped beside nat
 _W = "activity_webhook_"
 _C = "activity_consumer_"
 _STREAMS = f'stream_name=~"{STREAM}|{DEAD_LETTER_STREAM}"'
+# The freshness SLO (config/components/observability/prometheusrules.yaml): events stored within 10 s of their stage.
+FRESHNESS_SLO_SECONDS = 10.0
+FRESHNESS_OBJECTIVE = 0.99
+_FRESH_LE = f'{{le="{FRESHNESS_SLO_SECONDS!r}"}}'
 
 
 def _prom(
@@ -281,11 +285,46 @@ END_TO_END: tuple[Panel | Row, ...] = (
     ),
 )
 
+FRESHNESS: tuple[Panel | Row, ...] = (
+    Row("Freshness SLIs"),
+    _prom(
+        "Webhook: receive to PubAck",
+        "Time from an EventList's arrival to the PubAck of its last message (every event of it durable in "
+        "JetStream), accepted batches only, p50 and p99. This is what kube-apiserver waits for; near its "
+        "--audit-webhook timeout it resends batches (duplicates) or, past its buffer, drops events.",
+        *quantiles(_W + "receive_to_ack_seconds"),
+        unit="s",
+        width=8,
+    ),
+    _prom(
+        "Consumer: event age at insert",
+        "Age of each stored event when its insert returned: stageTimestamp (kube-apiserver's clock) to committed "
+        "in ClickHouse, p50 and p99. Seconds is normal; it grows with any backlog (JetStream pending, store "
+        "outage) and shows clock skew between the nodes and the consumer.",
+        *quantiles(_C + "stored_event_age_seconds"),
+        unit="s",
+        width=8,
+    ),
+    _prom(
+        f"Stored within {FRESHNESS_SLO_SECONDS:g} s (freshness SLO)",
+        f"Share of stored events whose insert returned within {FRESHNESS_SLO_SECONDS:g} s of their stage: the "
+        f"freshness SLI, objective {FRESHNESS_OBJECTIVE:.0%}. The ActivityFreshnessBudgetBurn alert fires when "
+        "it stays low.",
+        PromTarget(
+            f"sum({rate(_C + 'stored_event_age_seconds_bucket' + _FRESH_LE)}) / "
+            f"sum({rate(_C + 'stored_event_age_seconds_count')})",
+            "within SLO",
+        ),
+        unit="percentunit",
+        width=8,
+    ),
+)
+
 DASHBOARD = Dashboard(
     uid="activity-pipeline",
     title="Activity / Audit pipeline",
     description="kube-apiserver audit webhook → JetStream → consumer → ClickHouse: throughput, latency, backlog",
     tags=("activity", "audit"),
     datasources=(PROM, STORE),
-    items=(*WEBHOOK, *JETSTREAM, *CONSUMER, *END_TO_END),
+    items=(*WEBHOOK, *JETSTREAM, *CONSUMER, *END_TO_END, *FRESHNESS),
 )

@@ -1,8 +1,9 @@
 """Render each dashboard's panels to a PNG from the same queries, against a local `activity up` with demo traffic.
 
-A preview for people who would rather look than read, not a Grafana: Prometheus panels show their value now (the
-rates over the seconds between two scrapes, see promeval), ClickHouse panels run their real SQL over the last
-three hours once the stack has stopped (one process at a time may hold the embedded store).
+A preview for people who would rather look than read, not a Grafana: Prometheus panels show their value now, as a
+real Prometheus scraping the stack every second answers their query (rates over the last 15 s, see localprom);
+ClickHouse panels run their real SQL over the last three hours once the stack has stopped (one process at a time
+may hold the embedded store). Needs the `prometheus` binary (Debian/Ubuntu: apt-get install prometheus).
 
     python -m activity.dashboards.preview [--out docs/dashboards] [--port-base 28090] [--seconds 15]
 """
@@ -34,12 +35,11 @@ from matplotlib.axes import Axes
 from matplotlib.gridspec import GridSpec
 from matplotlib.transforms import Bbox
 
-from activity.dashboards import pipeline, sqlrun
+from activity.dashboards import localprom, pipeline, sqlrun
 from activity.dashboards.build import DASHBOARDS
-from activity.dashboards.livestack import exercise, scrape_all
+from activity.dashboards.livestack import exercise
 from activity.dashboards.macros import TimeRange
 from activity.dashboards.model import GRID_WIDTH, Dashboard, Panel, PanelType, PromTarget, QueryVariable, SqlTarget
-from activity.dashboards.promeval import Evaluator, Scrapes, Unsupported
 from activity.up.banner import READY_LINE
 from activity.up.layout import DataDir, Ports
 from auditlog.config import parse_store_dsn
@@ -67,20 +67,24 @@ def _legend(template: str, labels: frozenset[tuple[str, str]]) -> str:
     return text if template != "__auto" else ",".join(v for _, v in sorted(labels)) or "value"
 
 
-def prom_panel(panel: Panel, evaluator: Evaluator) -> Drawn:
+def prom_panel(panel: Panel, prometheus: localprom.LocalPrometheus) -> Drawn:
     bars: dict[str, float] = {}
     try:
         for target in panel.targets:
             assert isinstance(target, PromTarget)
-            for labels, value in sorted(evaluator.evaluate(target.expr).items(), key=lambda kv: sorted(kv[0])):
+            for labels, value in sorted(prometheus.query(target.expr).items(), key=lambda kv: sorted(kv[0])):
                 if not math.isnan(value):
                     bars[_legend(target.legend or "__auto", labels)] = value
-    except Unsupported as err:
-        return Drawn(note=f"not previewed: {err}")
+    except localprom.QueryFailed as err:
+        return Drawn(note=f"query failed: {err}")
     if bars:
         return Drawn(bars=bars)
     needs_exporter = pipeline.EXPORTER_NOTE in panel.description
     return Drawn(note="no samples: needs prometheus-nats-exporter" if needs_exporter else "no samples yet")
+
+
+def _prom_drawn(panel: Panel, prometheus: localprom.LocalPrometheus) -> Drawn | None:
+    return prom_panel(panel, prometheus) if isinstance(panel.targets[0], PromTarget) else None
 
 
 async def sql_panel(panel: Panel, store: Store, time_range: TimeRange, chosen: sqlrun.Chosen) -> Drawn:
@@ -238,30 +242,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m activity.dashboards.preview", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/dashboards"), help="where the PNGs go")
     parser.add_argument("--port-base", type=int, default=28090, help="first of the five ports `activity up` uses")
-    parser.add_argument("--seconds", type=float, default=15.0, help="time between the two scrapes")
+    parser.add_argument("--seconds", type=float, default=15.0, help="time between the two rounds of requests")
     args = parser.parse_args(argv)
     ports = Ports(args.port_base)
     with tempfile.TemporaryDirectory(prefix="activity-preview-") as tmp:
         data = DataDir(Path(tmp) / "data")
         process = _start_up(data.root, ports, Path(tmp) / "up.log")
         try:
-            exercise(ports, data.kubeconfig, Path(tmp) / "kubecache")
-            before, started = scrape_all(ports), time.monotonic()
-            time.sleep(args.seconds)
-            exercise(ports, data.kubeconfig, Path(tmp) / "kubecache")
-            after, elapsed = scrape_all(ports), time.monotonic() - started
+            with localprom.running(ports, Path(tmp) / "prometheus") as prometheus:
+                exercise(ports, data.kubeconfig, Path(tmp) / "kubecache")
+                time.sleep(args.seconds)
+                exercise(ports, data.kubeconfig, Path(tmp) / "kubecache")
+                time.sleep(2 * localprom.SCRAPE_SECONDS)  # the last requests scraped
+                prom = {stem: [_prom_drawn(p, prometheus) for p in d.panels] for stem, d in DASHBOARDS.items()}
         finally:
             _stop(process)
-        evaluator = Evaluator(
-            Scrapes([m for ms in before.values() for m in ms], [m for ms in after.values() for m in ms], elapsed)
-        )
         sql = asyncio.run(_sql_drawings(data.store_dsn))
     args.out.mkdir(parents=True, exist_ok=True)
     for stem, dashboard in DASHBOARDS.items():
-        drawings = [
-            prom_panel(p, evaluator) if isinstance(p.targets[0], PromTarget) else d
-            for p, d in zip(dashboard.panels, sql[stem], strict=True)
-        ]
+        drawings = [p or d for p, d in zip(prom[stem], sql[stem], strict=True)]
         out = args.out / f"{stem}.png"
         render(dashboard, drawings, out)
         print(out)

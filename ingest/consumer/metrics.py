@@ -3,8 +3,12 @@ process hosting the webhook and the API server beside it can expose them togethe
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ingest.consumer.freshness import AGE_BUCKETS, AgeHistogram, ages
 from ingest.consumer.screening import DEAD_LETTER_REASONS
 
 _P = "activity_consumer_"
@@ -74,3 +78,13 @@ class ConsumerMetrics:
             _P + "ack_pending_messages", "Messages delivered to the durable and not acked yet", registry=r
         )
         self.waiting = Gauge(_P + "waiting_pulls", "Pull requests waiting on the durable (all replicas)", registry=r)
+        self.stored_age = AgeHistogram(
+            _P + "stored_event_age_seconds",
+            "Age of an event when its insert returned: stageTimestamp to committed in the store (freshness SLI)",
+            AGE_BUCKETS,
+            registry=r,
+        )
+
+    def observe_stored(self, payloads: Iterable[bytes]) -> None:
+        """The freshness of events whose insert has just returned."""
+        self.stored_age.observe_all(ages(payloads, time.time()))

@@ -189,6 +189,7 @@ class Sink:
             raise
         self._metrics.insert_latency.observe(time.perf_counter() - started)
         self._metrics.inserted.inc(len(chunk))
+        self._metrics.observe_stored(row.json for _, row in chunk)
         self.progressed_at = time.monotonic()
 
     async def _dead_letter(self, poison: Sequence[tuple[Msg, Poison]]) -> None:

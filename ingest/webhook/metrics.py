@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from ingest.redaction.rules import BUILT_IN
+from ingest.webhook.messages import INVALID, TOO_LARGE, UNENCODABLE
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -30,6 +31,10 @@ REDACTED = Counter(
 )
 for _rule in BUILT_IN:  # exported at 0 from the start, so that rate() sees the first one
     REDACTED.labels(_rule.label)
+# Every reason exported from the start at 0: a series born at 1 has no increase() in Prometheus, and the first dead
+# letter would never raise the dead-letter alert.
+for _reason in (INVALID, TOO_LARGE, UNENCODABLE):
+    DEAD_LETTERED.labels(_reason)
 REQUEST_SECONDS = Histogram(
     "activity_webhook_request_duration_seconds", "Time to answer an EventList POST", buckets=_LATENCY_BUCKETS
 )
@@ -40,3 +45,14 @@ PUBLISH_SECONDS = Histogram(
 )
 IN_FLIGHT = Gauge("activity_webhook_publish_in_flight", "Messages published and waiting for their PubAck")
 NATS_CONNECTED = Gauge("activity_webhook_nats_connected", "1 while the receiver's NATS connection is up")
+RECEIVE_TO_ACK_SECONDS = Histogram(
+    "activity_webhook_receive_to_ack_seconds",
+    "Time from an EventList's arrival to the PubAck of its last message (durable in JetStream), accepted ones only",
+    buckets=_LATENCY_BUCKETS,
+)
+
+
+def observe_answered(status: int, seconds: float) -> None:
+    """An EventList answered after `seconds`: only a 200 means every message of it was PubAcked."""
+    if status == 200:
+        RECEIVE_TO_ACK_SECONDS.observe(seconds)

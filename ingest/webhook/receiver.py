@@ -69,6 +69,7 @@ async def _events(request: web.Request) -> web.Response:
     response = await _answer_events(request)
     metrics.REQUESTS.labels(str(response.status)).inc()
     metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+    metrics.observe_answered(response.status, time.perf_counter() - started)
     return response
 
 
