@@ -1,12 +1,15 @@
 """The read path both the API server and the tests use: one keyset page of stored events, newest first.
 
-Two phases, in one trip to a worker thread: first the keys (timestamp, auditID, stage) of the newest matching
-rows, from the small key columns only; then the stored JSON of just those keys. Reading event_json for every
+Two phases, in one trip to a worker thread: first the keys (timestamp, auditID, stage, event_id) of the newest
+matching rows, from the small key columns only; then the stored JSON of just those keys. Reading event_json for every
 row of the window and sorting it all (one statement) was measured ~8x slower on a 1-hour window of 360k events.
 
 At-least-once delivery can store an event twice; copies share the key, so phase 1 collapses adjacent equal keys
 and phase 2 keeps one copy per key with `LIMIT 1 BY`, whether or not ReplacingMergeTree has merged them yet. The
-keyset condition is strictly "after the last row returned", so a copy can never reappear on a later page.
+key ends with event_id, a hash of the exact stored bytes (migration 0002): a client can reuse an Audit-ID, so two
+different requests may share everything else, and only true copies must collapse. The key orders events totally,
+and the keyset condition is strictly "after the last row returned", so a page boundary between two events that
+differ only in event_id skips neither, and a copy can never reappear on a later page.
 The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is
 one-line JSON, no raw newline, carriage return or tab between tokens (the consumer guarantees it), so the lines
 split safely.
@@ -33,6 +36,7 @@ RESERVED_PARAMS = frozenset(
         "r_after_us",
         "r_after_id",
         "r_after_stage",
+        "r_after_event",
         "r_limit",
         "r_candidates",
         "r_first_us",
@@ -44,7 +48,7 @@ RESERVED_PARAMS = frozenset(
 
 # toStartOfHour(timestamp) orders exactly like timestamp, and matches the table's sort-key prefix, so a scoped
 # read (scope fixed by WHERE) streams in key order and stops early instead of sorting its whole window.
-_ORDER = "ORDER BY toStartOfHour(timestamp) DESC, timestamp DESC, audit_id DESC, stage DESC"
+_ORDER = "ORDER BY toStartOfHour(timestamp) DESC, timestamp DESC, audit_id DESC, stage DESC, event_id DESC"
 _CANDIDATE_FACTOR = 2  # phase 1 fetches this many keys per wanted row; more rounds only when copies abound
 
 
@@ -63,6 +67,7 @@ class Position:
     timestamp_us: int
     audit_id: str
     stage: str
+    event_id: str  # upper-case hex of the 16-byte identity, as ClickHouse's hex() spells it
 
 
 @dataclass(frozen=True)
@@ -100,13 +105,14 @@ def _conditions(query: PageQuery) -> tuple[str, dict[str, Any]]:
         # The plain timestamp bound lets the primary index prune; the tuple comparison is the exact keyset.
         conditions.append("timestamp <= fromUnixTimestamp64Micro({r_after_us:Int64}, 'UTC')")
         conditions.append(
-            "(timestamp, audit_id, stage) < "
-            "(fromUnixTimestamp64Micro({r_after_us:Int64}, 'UTC'), {r_after_id:String}, {r_after_stage:String})"
+            "(timestamp, audit_id, stage, event_id) < (fromUnixTimestamp64Micro({r_after_us:Int64}, 'UTC'), "
+            "{r_after_id:String}, {r_after_stage:String}, unhex({r_after_event:String}))"
         )
         params |= {
             "r_after_us": query.after.timestamp_us,
             "r_after_id": query.after.audit_id,
             "r_after_stage": query.after.stage,
+            "r_after_event": query.after.event_id,
         }
     conditions.append(f"({query.where})")
     params |= dict(query.params)
@@ -122,7 +128,8 @@ def keys_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
     where, params = _conditions(query)
     # auditID is client-controlled (the Audit-ID header) and may hold a tab: it travels hex-encoded.
     sql = (
-        f"SELECT toUnixTimestamp64Micro(timestamp), hex(audit_id), stage FROM {EVENTS_TABLE} WHERE {where} "
+        f"SELECT toUnixTimestamp64Micro(timestamp), hex(audit_id), stage, hex(event_id) FROM {EVENTS_TABLE} "
+        f"WHERE {where} "
         f"{_ORDER} LIMIT {{r_candidates:UInt32}}"
     )
     return sql, params
@@ -137,7 +144,7 @@ def rows_sql(query: PageQuery, keys: Sequence[Position]) -> tuple[str, dict[str,
     params |= {
         "r_first_us": keys[-1].timestamp_us,
         "r_last_us": keys[0].timestamp_us,
-        "r_keys": [(k.timestamp_us, k.audit_id, k.stage) for k in keys],
+        "r_keys": [(k.timestamp_us, k.audit_id, k.stage, k.event_id) for k in keys],
         "r_limit": len(keys),
     }
     sql = (
@@ -145,8 +152,9 @@ def rows_sql(query: PageQuery, keys: Sequence[Position]) -> tuple[str, dict[str,
         # the key range lets the primary index skip every hour the page does not touch
         "AND timestamp >= fromUnixTimestamp64Micro({r_first_us:Int64}, 'UTC') "
         "AND timestamp <= fromUnixTimestamp64Micro({r_last_us:Int64}, 'UTC') "
-        "AND (toUnixTimestamp64Micro(timestamp), audit_id, stage) IN {r_keys:Array(Tuple(Int64, String, String))} "
-        f"{_ORDER} LIMIT 1 BY timestamp, audit_id, stage LIMIT {{r_limit:UInt32}}"
+        "AND (toUnixTimestamp64Micro(timestamp), audit_id, stage, hex(event_id)) "
+        "IN {r_keys:Array(Tuple(Int64, String, String, String))} "
+        f"{_ORDER} LIMIT 1 BY timestamp, audit_id, stage, event_id LIMIT {{r_limit:UInt32}}"
     )
     return sql, params
 
@@ -155,8 +163,8 @@ def _positions(lines: Sequence[bytes]) -> list[Position]:
     """Distinct keys in order (copies of one event are adjacent, as the rows are sorted by the key)."""
     keys: list[Position] = []
     for line in lines:
-        ts, audit_id, stage = line.split(b"\t")
-        key = Position(int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode())
+        ts, audit_id, stage, event_id = line.split(b"\t")
+        key = Position(int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode(), event_id.decode())
         if not keys or keys[-1] != key:
             keys.append(key)
     return keys
