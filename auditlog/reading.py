@@ -9,7 +9,7 @@ and phase 2 keeps one copy per key with `LIMIT 1 BY`, whether or not ReplacingMe
 A client can reuse an Audit-ID, so two different requests may share (timestamp, auditID, stage): phase 2's key,
 and the keyset's, end with event_id (migration 0002: a hash of the exact stored bytes), which only true copies
 share. Phase 1 stays on the three columns (sorting a 1-hour window of 360k rows by event_id too was measured
-1.5-1.8x slower; and rows stored before 0002 compute event_id from event_json when read): it takes the last
+1.4-1.7x slower; and rows stored before 0002 compute event_id from event_json when read): it takes the last
 page's key inclusively, and phase 2, over a few rows, applies the exact four-column keyset. That condition is
 strictly "after the last row returned", so events differing only in event_id are neither skipped nor repeated at
 a page boundary, and a copy can never reappear on a later page.
