@@ -15,7 +15,7 @@ from auditlog import schema
 from auditlog.config import StoreConfig, parse_store_dsn
 from auditlog.fields import FIELDS, SCOPE_NAME_COLUMN, SCOPE_TYPE_COLUMN
 from auditlog.reading import PageQuery, read_page_sync
-from auditlog.schema import Layout, load_migrations, migrate, render_all
+from auditlog.schema import Layout, load_migrations, migrate, render, render_all
 from auditlog.storage import connect
 
 
@@ -152,3 +152,15 @@ def test_0002_gives_a_store_holding_data_its_identity_key_in_place(tmp_path: Pat
         assert stored == 1, "a merge writes the identity column of older parts"
     finally:
         client.close()
+
+
+def test_0002_cluster_variant_alters_the_replicated_table_on_every_node() -> None:
+    identity = next(m for m in load_migrations() if m.name == "event_identity")
+    add_to_key, set_expression = render(identity, Layout("audit", "prod_cluster"))
+    for statement in (add_to_key, set_expression):
+        assert statement.startswith("ALTER TABLE audit.events ON CLUSTER prod_cluster")
+    assert "ADD COLUMN IF NOT EXISTS event_id FixedString(16)," in add_to_key
+    assert add_to_key.endswith(
+        "MODIFY ORDER BY (toStartOfHour(timestamp), scope_type, scope_name, timestamp, audit_id, stage, event_id)"
+    )
+    assert "MATERIALIZED substring(SHA256(event_json), 1, 16)" in set_expression
