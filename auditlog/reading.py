@@ -5,11 +5,17 @@ rows, from the small key columns only; then the stored JSON of just those keys. 
 row of the window and sorting it all (one statement) was measured ~8x slower on a 1-hour window of 360k events.
 
 At-least-once delivery can store an event twice; copies share the key, so phase 1 collapses adjacent equal keys
-and phase 2 keeps one copy per key with `LIMIT 1 BY`, whether or not ReplacingMergeTree has merged them yet. The
-keyset condition is strictly "after the last row returned", so a copy can never reappear on a later page.
+and phase 2 keeps one copy per key with `LIMIT 1 BY`, whether or not ReplacingMergeTree has merged them yet.
+A client can reuse an Audit-ID, so two different requests may share (timestamp, auditID, stage): phase 2's key,
+and the keyset's, end with event_id (migration 0002: a hash of the exact stored bytes), which only true copies
+share. Phase 1 stays on the three columns (sorting a 1-hour window of 360k rows by event_id too was measured
+1.4-1.7x slower; and rows stored before 0002 compute event_id from event_json when read): it takes the last
+page's key inclusively, and phase 2, over a few rows, applies the exact four-column keyset. That condition is
+strictly "after the last row returned", so events differing only in event_id are neither skipped nor repeated at
+a page boundary, and a copy can never reappear on a later page.
 The stored JSON comes back as bytes, ready to be spliced into a response without re-serialising; it is
-one-line JSON, no raw newline, carriage return or tab between tokens (the consumer guarantees it), so the lines
-split safely.
+one-line JSON, no raw newline, carriage return or tab anywhere (the consumer guarantees it), so it can end a
+TabSeparatedRaw line and the lines split safely.
 
 Every statement carries the caller's limits as ClickHouse settings (ReadLimits): the time left before the
 request's deadline, so a statement whose request was abandoned (timeout, client gone) stops in the engine instead
@@ -39,6 +45,7 @@ RESERVED_PARAMS = frozenset(
         "r_after_us",
         "r_after_id",
         "r_after_stage",
+        "r_after_event",
         "r_limit",
         "r_candidates",
         "r_first_us",
@@ -51,7 +58,11 @@ RESERVED_PARAMS = frozenset(
 # toStartOfHour(timestamp) orders exactly like timestamp, and matches the table's sort-key prefix, so a scoped
 # read (scope fixed by WHERE) streams in key order and stops early instead of sorting its whole window.
 _ORDER = "ORDER BY toStartOfHour(timestamp) DESC, timestamp DESC, audit_id DESC, stage DESC"
+_ROW_ORDER = f"{_ORDER}, event_id DESC"
 _CANDIDATE_FACTOR = 2  # phase 1 fetches this many keys per wanted row; more rounds only when copies abound
+
+
+_Key = tuple[int, str, str]  # (timestamp µs, auditID, stage): what phase 1 sorts and collapses on
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class Position:
     timestamp_us: int
     audit_id: str
     stage: str
+    event_id: str  # the 16-byte identity in upper-case hex, as ClickHouse's hex() spells it
 
 
 @dataclass(frozen=True)
@@ -129,10 +141,11 @@ def _conditions(query: PageQuery) -> tuple[str, dict[str, Any]]:
         conditions.append(f"{SCOPE_NAME_COLUMN} = {{r_scope_name:String}}")
         params |= {"r_scope_type": query.scope.type, "r_scope_name": query.scope.name}
     if query.after is not None:
-        # The plain timestamp bound lets the primary index prune; the tuple comparison is the exact keyset.
+        # The plain timestamp bound lets the primary index prune. Inclusive: the last row's key may hold more
+        # events (same key, other event_id); rows_sql adds the exact keyset.
         conditions.append("timestamp <= fromUnixTimestamp64Micro({r_after_us:Int64}, 'UTC')")
         conditions.append(
-            "(timestamp, audit_id, stage) < "
+            "(timestamp, audit_id, stage) <= "
             "(fromUnixTimestamp64Micro({r_after_us:Int64}, 'UTC'), {r_after_id:String}, {r_after_stage:String})"
         )
         params |= {
@@ -160,45 +173,55 @@ def keys_sql(query: PageQuery) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def rows_sql(query: PageQuery, keys: Sequence[Position]) -> tuple[str, dict[str, Any]]:
-    """Phase 2: the stored JSON of exactly these keys (one copy each), newest first.
+def rows_sql(query: PageQuery, keys: Sequence[_Key], limit: int) -> tuple[str, dict[str, Any]]:
+    """Phase 2: the key and stored JSON of the first `limit` events of these keys (one copy each), newest first.
 
     The page's own conditions are applied again, so the rows can only ever be ones the query selects.
     """
     where, params = _conditions(query)
-    params |= {
-        "r_first_us": keys[-1].timestamp_us,
-        "r_last_us": keys[0].timestamp_us,
-        "r_keys": [(k.timestamp_us, k.audit_id, k.stage) for k in keys],
-        "r_limit": len(keys),
-    }
+    params |= {"r_first_us": keys[-1][0], "r_last_us": keys[0][0], "r_keys": list(keys), "r_limit": limit}
+    after = ""
+    if query.after is not None:
+        after = (
+            "AND (timestamp, audit_id, stage, event_id) < (fromUnixTimestamp64Micro({r_after_us:Int64}, 'UTC'), "
+            "{r_after_id:String}, {r_after_stage:String}, unhex({r_after_event:String})) "
+        )
+        params["r_after_event"] = query.after.event_id
     sql = (
-        f"SELECT event_json FROM {EVENTS_TABLE} WHERE {where} "
+        "SELECT toUnixTimestamp64Micro(timestamp), hex(audit_id), stage, hex(event_id), event_json "
+        f"FROM {EVENTS_TABLE} WHERE {where} "
         # the key range lets the primary index skip every hour the page does not touch
         "AND timestamp >= fromUnixTimestamp64Micro({r_first_us:Int64}, 'UTC') "
         "AND timestamp <= fromUnixTimestamp64Micro({r_last_us:Int64}, 'UTC') "
         "AND (toUnixTimestamp64Micro(timestamp), audit_id, stage) IN {r_keys:Array(Tuple(Int64, String, String))} "
-        f"{_ORDER} LIMIT 1 BY timestamp, audit_id, stage LIMIT {{r_limit:UInt32}}"
+        f"{after}{_ROW_ORDER} LIMIT 1 BY timestamp, audit_id, stage, event_id LIMIT {{r_limit:UInt32}}"
     )
     return sql, params
 
 
-def _positions(lines: Sequence[bytes]) -> list[Position]:
-    """Distinct keys in order (copies of one event are adjacent, as the rows are sorted by the key)."""
-    keys: list[Position] = []
+def _keys(lines: Sequence[bytes]) -> list[_Key]:
+    """Distinct keys in order (rows sharing a key are adjacent, as the rows are sorted by the key)."""
+    keys: list[_Key] = []
     for line in lines:
         ts, audit_id, stage = line.split(b"\t")
-        key = Position(int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode())
+        key = (int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode())
         if not keys or keys[-1] != key:
             keys.append(key)
     return keys
+
+
+def _row(line: bytes) -> tuple[Position, bytes]:
+    ts, audit_id, stage, event_id, event_json = line.split(b"\t", 4)
+    return Position(int(ts), bytes.fromhex(audit_id.decode()).decode(), stage.decode(), event_id.decode()), event_json
 
 
 def read_page_sync(client: Client, query: PageQuery, *, sql_comment: str = "", limits: ReadLimits = NO_LIMITS) -> Page:
     """One page on a sync client: the read path's SQL exactly, for read_page and for benchmarks."""
     prefix = f"/* {sql_comment.replace('*/', '')} */ " if sql_comment else ""
     wanted = query.limit + 1  # one more than the page, to know whether another page exists
-    candidates = wanted * _CANDIDATE_FACTOR
+    # Each key has at least one event still to show, but the last page's key may have none left.
+    wanted_keys = wanted + (query.after is not None)
+    candidates = wanted_keys * _CANDIDATE_FACTOR
     sql, params = keys_sql(query)
     while True:
         raw = client.raw_query(
@@ -208,19 +231,20 @@ def read_page_sync(client: Client, query: PageQuery, *, sql_comment: str = "", l
             fmt="TabSeparatedRaw",
         )
         lines = raw.splitlines()
-        keys = _positions(lines)
-        # Enough distinct keys, or the window is exhausted; otherwise redelivered copies used up the candidates.
-        if len(keys) >= wanted or len(lines) < candidates:
+        keys = _keys(lines)
+        # Enough distinct keys, or the window is exhausted; otherwise copies (or events sharing a key) used up the
+        # candidates.
+        if len(keys) >= wanted_keys or len(lines) < candidates:
             break
         candidates *= _CANDIDATE_FACTOR
-    keys = keys[:wanted]
+    keys = keys[:wanted_keys]
     if not keys:
         return Page((), None)
-    sql, params = rows_sql(query, keys)
-    raw = client.raw_query(prefix + sql, parameters=params, settings=limits.settings(), fmt="LineAsString")
-    events = tuple(raw.splitlines())
-    has_more = len(keys) > query.limit
-    return Page(events[: query.limit], keys[query.limit - 1] if has_more else None)
+    sql, params = rows_sql(query, keys, wanted)
+    raw = client.raw_query(prefix + sql, parameters=params, settings=limits.settings(), fmt="TabSeparatedRaw")
+    rows = [_row(line) for line in raw.splitlines()]
+    has_more = len(rows) > query.limit
+    return Page(tuple(event for _, event in rows[: query.limit]), rows[query.limit - 1][0] if has_more else None)
 
 
 async def read_page(store: Store, query: PageQuery, *, sql_comment: str = "", limits: ReadLimits = NO_LIMITS) -> Page:

@@ -1,12 +1,14 @@
 """Test helpers of the query service: a stored dataset with its Python model, a settable clock, page walking.
 
 The model is the specification the service must meet: the events of a window (and scope, and filter), one per
-(timestamp, auditID, stage), ordered newest first by that key, as the exact bytes that were stored.
+distinct stored bytes (only a byte-identical copy is a duplicate), ordered newest first by (timestamp, auditID,
+stage, identity), as the exact bytes that were stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -43,7 +45,7 @@ def scoped_user(scope_type: str, scope_name: str, name: str = "tenant-user") -> 
 
 @dataclass(frozen=True)
 class Stored:
-    key: tuple[int, str, str]  # (timestamp µs, auditID, stage): the keyset order
+    key: tuple[int, str, str, bytes]  # (timestamp µs, auditID, stage, identity): the keyset order
     raw: bytes
     event: dict[str, Any]
 
@@ -55,9 +57,15 @@ class Stored:
         return Scope(annotations[SCOPE_TYPE_ANNOTATION], annotations[SCOPE_NAME_ANNOTATION])
 
 
+def identity(raw: bytes) -> bytes:
+    """The store's event_id: the first 16 bytes of the SHA-256 of the stored bytes (migration 0002)."""
+    return hashlib.sha256(raw).digest()[:16]
+
+
 def stored(event: dict[str, Any]) -> Stored:
-    key = (to_us(parse_timestamp(event["stageTimestamp"])), event["auditID"], event["stage"])
-    return Stored(key, orjson.dumps(event), event)
+    raw = orjson.dumps(event)
+    key = (to_us(parse_timestamp(event["stageTimestamp"])), event["auditID"], event["stage"], identity(raw))
+    return Stored(key, raw, event)
 
 
 def generate() -> tuple[list[Stored], list[Stored]]:
@@ -65,7 +73,11 @@ def generate() -> tuple[list[Stored], list[Stored]]:
     events = [stored(e) for e in EventGenerator(GeneratorSettings(seed=11, start=START, step=STEP)).events(REQUESTS)]
     # Same timestamp, other auditIDs: pages must break timestamp ties by auditID without skipping or repeating.
     twins = [stored(dict(s.event, auditID=f"{s.event['auditID'][:-4]}twin")) for s in events[::20]]
-    events += twins
+    # Same timestamp, auditID, stage and scope, another request (a reused Audit-ID): both are events to show.
+    reused = [
+        stored(dict(s.event, verb="delete", requestURI=f"{s.event.get('requestURI', '')}?x")) for s in events[7::9]
+    ]
+    events += twins + reused
     return events, events[::5]
 
 
@@ -89,7 +101,7 @@ def expected(
     scope: Scope | None = None,
     keep: Callable[[dict[str, Any]], bool] = lambda e: True,
 ) -> list[bytes]:
-    unique = {s.key: s for s in events}
+    unique = {s.raw: s for s in events}
     chosen = [
         s
         for s in unique.values()

@@ -27,7 +27,7 @@ from auditlog.reading import Position, Scope
 log = logging.getLogger(__name__)
 
 CONTINUE_FIELD = "spec.continue"
-VERSION = 1
+VERSION = 2  # 2: the position ends with the event's identity (migration 0002)
 MIN_KEY_BYTES = 16
 _RESTART = "drop spec.continue to start again from the first page"
 
@@ -99,6 +99,7 @@ class CursorCodec:
                 after.timestamp_us,
                 after.audit_id,
                 after.stage,
+                after.event_id,
             ]
         )
         return f"{_b64(payload)}.{_b64(self._sign(payload))}"
@@ -122,8 +123,8 @@ class CursorCodec:
                 f"cursor key; {_RESTART}",
             )
         try:
-            version, expires_s, scope, filter_d, window_d, limit, start_us, end_us, ts, audit_id, stage = orjson.loads(
-                payload
+            (version, expires_s, scope, filter_d, window_d, limit, start_us, end_us, ts, audit_id, stage, event_id) = (
+                orjson.loads(payload)
             )
             if version != VERSION:
                 raise ValueError(version)
@@ -134,7 +135,7 @@ class CursorCodec:
                 str(window_d),
                 int(limit),
                 TimeWindow(int(start_us), int(end_us)),
-                Position(int(ts), str(audit_id), str(stage)),
+                Position(int(ts), str(audit_id), str(stage), str(event_id)),
             )
         except (ValueError, TypeError, IndexError):
             # Signed by us but unreadable: a token of another version of this server.
