@@ -22,9 +22,10 @@ from ingest.consumer.command import add_arguments, settings_from
 from ingest.consumer.consumer import _OLDER_GC_PASSES, _OlderGCPasses
 from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import Delivery, delivery
-from ingest.consumer.screening import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, Filtered, Poison, Row, screen
+from ingest.consumer.screening import Filtered, Poison, Row, screen
 from ingest.consumer.settings import ConsumerSettings, SettingsError
 from ingest.consumer.sink import Backoff, cluster_of
+from ingest.deadletter import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, UNENCODABLE
 from ingest.msgid import event_msg_id
 
 STAGES = frozenset({"ResponseComplete"})
@@ -82,6 +83,8 @@ def test_a_stage_we_do_not_store_is_filtered_by_its_message_id_before_parsing() 
         (orjson.dumps({k: v for k, v in COMPLETE[0].items() if k != "stageTimestamp"}), NOT_AUDIT_EVENT, "stageT"),
         (orjson.dumps({**COMPLETE[0], "stage": "Done"}), NOT_AUDIT_EVENT, "stage"),
         (orjson.dumps({**COMPLETE[0], "pad": "x" * 5000}), OVERSIZE, "over the 4096-byte limit"),
+        # A lone surrogate (read by the standard parser, which a 65-bit integer sends it to): no column holds it.
+        (orjson.dumps(COMPLETE[0])[:-1] + b',"n":36893488147419103232,"s":"\\ud800"}', UNENCODABLE, "Unicode"),
     ],
 )
 def test_poison_says_why(payload: bytes, reason: str, says: str) -> None:

@@ -18,7 +18,8 @@ from activity.loadgen.events import EventGenerator
 from auditlog.eventjson import loads_exact, storable, valid_json
 from auditlog.events import NESTED_FIELDS, OBJECT_FIELDS, STRING_FIELDS, STRING_LIST_FIELDS, problem, utc_day
 from auditlog.fields import STAGES
-from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
+from ingest.consumer.screening import Filtered, Poison, Row, screen
+from ingest.deadletter import NOT_AUDIT_EVENT
 from ingest.jetstream import MSG_ID_HEADER
 from ingest.msgid import event_msg_id
 from ingest.webhook.decoding import BadRequest, event_list_items, plain_items

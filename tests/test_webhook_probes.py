@@ -13,6 +13,7 @@ from webhook_support import TEST_SETTINGS, Running, event_list, has_status, runn
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
+from ingest.deadletter import NOT_AUDIT_EVENT
 from ingest.jetstream import connect
 from ingest.webhook import start_webhook
 
@@ -55,7 +56,7 @@ async def test_metrics_count_what_happened(webhook: Running) -> None:
     assert moved("activity_webhook_events_received_total") == 16
     assert moved("activity_webhook_events_published_total") == 12
     assert moved("activity_webhook_events_duplicate_total") == 6
-    assert moved("activity_webhook_events_dead_lettered_total", reason="invalid_event") == 4
+    assert moved("activity_webhook_events_dead_lettered_total", reason=NOT_AUDIT_EVENT) == 4
     assert moved("activity_webhook_rejected_requests_total", reason="not_json") == 1
     assert moved("activity_webhook_rejected_requests_total", reason="method") == 1
     assert moved("activity_webhook_requests_total", code="200") == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ingest.consumer.screening import DEAD_LETTER_REASONS
+from ingest.deadletter import REASONS
 
 _P = "activity_consumer_"
 
@@ -20,7 +20,7 @@ class ConsumerMetrics:
         self.dead_lettered = Counter(
             _P + "messages_dead_lettered", "Messages sent to the dead-letter stream", ["reason"], registry=r
         )
-        for reason in DEAD_LETTER_REASONS:
+        for reason in REASONS:
             self.dead_lettered.labels(reason)
         self.filtered = Counter(
             _P + "messages_filtered", "Valid events of a stage not stored (acked)", ["stage"], registry=r

@@ -31,8 +31,9 @@ from ingest.consumer.batch import Screened
 from ingest.consumer.metrics import ConsumerMetrics
 from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import delivery
-from ingest.consumer.screening import INSERT_REJECTED, Poison, Row
+from ingest.consumer.screening import Poison, Row
 from ingest.consumer.settings import ConsumerSettings
+from ingest.deadletter import INSERT_REJECTED
 from ingest.jetstream import (
     DEAD_LETTER_SETTINGS,
     MSG_ID_HEADER,
