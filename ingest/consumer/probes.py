@@ -37,14 +37,6 @@ def probe_app(consumer: Consumer) -> web.Application:
     return app
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (`[::1]:9090` for IPv6)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--listen {value!r} must be HOST:PORT, e.g. 0.0.0.0:9090")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 async def start_probes(
     consumer: Consumer, host: str, port: int, limits: ListenerLimits = DEFAULT_LIMITS
 ) -> web.AppRunner:
