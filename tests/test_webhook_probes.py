@@ -74,6 +74,8 @@ async def test_readyz_follows_the_nats_connection_and_healthz_the_process(
     assert await status_of(webhook, "/readyz") == 200
     nats_server.kill()
     await eventually(lambda: has_status(webhook, "/readyz", 503), "/readyz to turn 503")
+    async with webhook.http.get(webhook.handle.url + "/readyz") as response:
+        assert await response.text() == "not ready: not connected to NATS\n"  # as the consumer words it
     assert await status_of(webhook, "/healthz") == 200
     assert (await _scrape(webhook))[("activity_webhook_nats_connected", ())] == 0
     assert (await webhook.post_items(list(EventGenerator().events(1))))[0] == 503
