@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import random
 import re
 
 import orjson
@@ -24,7 +23,7 @@ from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import Delivery, delivery
 from ingest.consumer.screening import Filtered, Poison, Row, screen
 from ingest.consumer.settings import ConsumerSettings, SettingsError
-from ingest.consumer.sink import Backoff, cluster_of
+from ingest.consumer.sink import cluster_of
 from ingest.deadletter import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, UNENCODABLE
 from ingest.msgid import event_msg_id
 
@@ -155,14 +154,6 @@ def test_data_errors_too_wide_inserts_and_outages_are_told_apart_by_the_error(
     message: str, failure: InsertFailure
 ) -> None:
     assert classify(message) is failure
-
-
-@given(st.floats(0.01, 1.0), st.floats(1.0, 30.0), st.integers(0, 2**32))
-def test_backoff_grows_to_its_cap_with_jitter(initial: float, cap: float, seed: int) -> None:
-    backoff = Backoff(initial, cap, random.Random(seed))
-    for attempt in range(40):
-        ceiling = min(cap, initial * 2**attempt)
-        assert ceiling / 2 <= backoff.next() <= ceiling
 
 
 def test_cluster_comes_from_the_subject() -> None:
