@@ -1,12 +1,10 @@
 """The end of the line for a batch: dead-letter what can never be stored, insert the rest, and only then ack.
 
-Rows are inserted in groups of whole days, never more partitions per insert than ClickHouse takes (`partitions`).
-What a failed insert means is read from the error itself (`auditlog.storeerrors`). A failure that is about the
-store (down, table missing, too many parts, out of memory, timeouts) is retried with capped exponential backoff,
-for as long as it takes: nothing is acked, nothing new is pulled. A failure that is about the data (ClickHouse
-refused a row that passed our checks) is not retried as is: the chunk is split in halves until the rejected rows
-stand alone, and those are dead-lettered, so one row never blocks the stream. An insert still too wide for the
-store's partition limit is split by day, and nothing is dead-lettered for it.
+Rows go in as groups of whole days (`partitions`). What a failed insert means is read from the error itself
+(`auditlog.storeerrors`): an outage of the store is retried (`auditlog.retrying`) for as long as it takes, nothing
+acked and nothing new pulled meanwhile; rows the store refuses for their content are isolated by halving the chunk
+and dead-lettered, so one row never blocks the stream; an insert too wide for the store's partition limit is split
+by day, and nothing is dead-lettered for it.
 """
 
 from __future__ import annotations
