@@ -13,7 +13,7 @@ from webhook_support import TEST_SETTINGS, Running, event_list, has_status, runn
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
-from ingest.deadletter import NOT_AUDIT_EVENT
+from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
 from ingest.jetstream import connect
 from ingest.webhook import start_webhook
 
@@ -66,6 +66,12 @@ async def test_metrics_count_what_happened(webhook: Running) -> None:
     assert moved("activity_webhook_publish_duration_seconds_count") == 2
     assert after[("activity_webhook_publish_in_flight", ())] == 0
     assert after[("activity_webhook_nats_connected", ())] == 1
+
+
+async def test_every_dead_letter_reason_the_webhook_gives_is_exported_from_the_start(webhook: Running) -> None:
+    scraped = await _scrape(webhook)
+    for reason in (OVERSIZE, NOT_AUDIT_EVENT, UNENCODABLE):  # so that rate() sees the first one
+        assert ("activity_webhook_events_dead_lettered_total", (("reason", reason),)) in scraped
 
 
 async def test_readyz_follows_the_nats_connection_and_healthz_the_process(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
 from ingest.redaction.rules import BUILT_IN
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -23,6 +24,8 @@ DUPLICATES = Counter(
 DEAD_LETTERED = Counter(
     "activity_webhook_events_dead_lettered_total", "Items PubAcked onto the dead-letter stream, by reason", ["reason"]
 )
+for _reason in (OVERSIZE, NOT_AUDIT_EVENT, UNENCODABLE):  # the reasons the webhook gives, exported at 0 from the start
+    DEAD_LETTERED.labels(_reason)
 REDACTED = Counter(
     "activity_webhook_events_redacted_total",
     "Events published with credentials replaced by markers, by the resource whose rule replaced them",
