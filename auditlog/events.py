@@ -48,7 +48,6 @@ NESTED_FIELDS: Final[dict[str, dict[str, str]]] = {
     "responseStatus": {"code": "int32"},
 }
 MAP_FIELDS = ("annotations",)  # objects whose every value must be a string
-OBJECT_FIELDS = (*NESTED_FIELDS, *MAP_FIELDS)
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -1,8 +1,8 @@
 """Listening sockets that a crowd of idle or slow clients cannot exhaust; every HTTP server of the project (webhook,
 consumer probes, API server and its metrics) serves through `GuardedSite`.
 
-aiohttp reads headers and bodies without a deadline and accepts connections without a bound, so ~20k idle sockets
-once used up the process's file descriptors and stopped every listener at once. Here each listener:
+aiohttp reads headers and bodies without a deadline and accepts connections without a bound, so a crowd of idle
+sockets can use up the process's file descriptors and stop every listener at once. Here each listener:
 - holds at most `max_connections`; past it the connection idle the longest (no request in progress: just accepted,
   in its TLS handshake, waiting for headers, or kept alive between requests) is closed to make room, and when every
   one is busy with a request the newcomer is answered 503 and closed. Idle crowds cannot lock out a real request;

@@ -28,7 +28,7 @@ from nats.js.errors import NotFoundError
 
 from activity.natsd import NatsServer
 from auditlog.storage import Store
-from ingest.consumer.screening import INSERT_REJECTED, NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE
+from ingest.deadletter import INSERT_REJECTED, NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE
 from ingest.jetstream import (
     DEAD_LETTER_STREAM,
     DURABLE,

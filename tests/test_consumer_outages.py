@@ -77,7 +77,7 @@ async def test_store_migrated_only_after_the_consumer_started(nats_server: NatsS
         async with running(nc, store) as consumer:
             await publish(nc, events)
             await eventually(lambda: sample(consumer, "store_errors_total", kind="transient") >= 2, what="retry")
-            assert not await consumer.ready()  # the database does not exist yet
+            assert await consumer.unready_reason() is not None  # the database does not exist yet
             migrate(config, retention_days=0)
             await eventually(lambda: drained(nc), what="every message acked")
         assert Counter(await stored_keys(store)) == Counter(keys(events))

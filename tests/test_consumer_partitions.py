@@ -36,7 +36,7 @@ from activity.natsd import NatsServer, free_port
 from auditlog.config import parse_store_dsn
 from auditlog.storage import Store
 from ingest.consumer.probes import start_probes
-from ingest.consumer.screening import INSERT_REJECTED
+from ingest.deadletter import INSERT_REJECTED
 from ingest.jetstream import ORIGINAL_SUBJECT_HEADER, REASON_HEADER, STREAM, connect, events_subject
 
 # One batch holds everything each test publishes (published before the consumer starts), so the batch spans

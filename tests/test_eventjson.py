@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from activity.loadgen.batches import TrafficPlan, batches
 from activity.loadgen.events import EventGenerator
 from auditlog.eventjson import loads_exact, storable, valid_json
-from auditlog.events import NESTED_FIELDS, OBJECT_FIELDS, STRING_FIELDS, STRING_LIST_FIELDS, problem, utc_day
+from auditlog.events import MAP_FIELDS, NESTED_FIELDS, STRING_FIELDS, STRING_LIST_FIELDS, problem, utc_day
 from auditlog.fields import STAGES
-from ingest.consumer.screening import NOT_AUDIT_EVENT, Filtered, Poison, Row, screen
+from ingest.consumer.screening import Filtered, Poison, Row, screen
+from ingest.deadletter import NOT_AUDIT_EVENT
 from ingest.jetstream import MSG_ID_HEADER
 from ingest.msgid import event_msg_id
 from ingest.webhook.decoding import BadRequest, event_list_items, plain_items
@@ -36,7 +37,7 @@ TIMESTAMPS = st.builds(
     st.datetimes(min_value=datetime(1800, 1, 1), max_value=datetime(2400, 1, 1)),
     st.integers(-14 * 60, 14 * 60),
 ) | st.text(max_size=30)
-JUDGED = ["auditID", "stage", "stageTimestamp", *OBJECT_FIELDS, *STRING_FIELDS, *STRING_LIST_FIELDS]
+JUDGED = ["auditID", "stage", "stageTimestamp", *NESTED_FIELDS, *MAP_FIELDS, *STRING_FIELDS, *STRING_LIST_FIELDS]
 MEMBERS = [(name, member) for name, members in NESTED_FIELDS.items() for member in members]
 
 

@@ -24,10 +24,11 @@ from activity.cli import COMMANDS, env_name
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.authorize import PathMatcher
 from apiserver.http.metrics import ApiMetrics
+from auditlog.addresses import parse_host_port
 from auditlog.config import parse_store_dsn
+from auditlog.probes import probe_app
 from auditlog.schema import migrate
 from ingest.consumer import command as consume_command
-from ingest.consumer.probes import parse_listen, probe_app
 from ingest.webhook import command as webhook_command
 from ingest.webhook.receiver import build_app as webhook_app
 from ingest.webhook.settings import WebhookSettings
@@ -35,6 +36,10 @@ from ingest.webhook.settings import WebhookSettings
 
 def _routes(app: web.Application) -> frozenset[str]:
     return frozenset(route.resource.canonical for route in app.router.routes() if route.resource is not None)
+
+
+async def _never_ready() -> str | None:
+    return "only the routes are looked at"
 
 
 def listeners(c: Container) -> dict[int, tuple[str, frozenset[str] | None]]:
@@ -48,7 +53,7 @@ def listeners(c: Container) -> dict[int, tuple[str, frozenset[str] | None]]:
     if c.command == "webhook":
         return {c.args.listen[1]: ("HTTP", _routes(webhook_app(WebhookSettings(), None, None, 0)))}  # type: ignore[arg-type]
     if c.command == "consume" and c.args.listen:
-        return {parse_listen(c.args.listen)[1]: ("HTTP", _routes(probe_app(None)))}  # type: ignore[arg-type]
+        return {parse_host_port(c.args.listen)[1]: ("HTTP", _routes(probe_app(_never_ready)))}
     return {}
 
 

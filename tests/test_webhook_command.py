@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -10,13 +9,11 @@ import signal
 import sys
 
 import aiohttp
-import pytest
 from webhook_support import JSON, event_list, stored
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer, free_port
 from ingest.jetstream import STREAM, connect
-from ingest.webhook.command import host_port
 
 
 async def _line_matching(stream: asyncio.StreamReader, pattern: str) -> str:
@@ -76,17 +73,3 @@ async def test_a_cluster_name_that_is_not_a_subject_token_is_a_usage_error() -> 
     _, err = await process.communicate()
     assert process.returncode == 2
     assert b"cluster 'prod.eu' must be one NATS subject token" in err
-
-
-@pytest.mark.parametrize(
-    ("text", "address"),
-    [(":8090", ("0.0.0.0", 8090)), ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:9000", ("::1", 9000))],
-)
-def test_listen_address_forms(text: str, address: tuple[str, int]) -> None:
-    assert host_port(text) == address
-
-
-@pytest.mark.parametrize("text", ["8090", "host:", "host:http", "host:70000"])
-def test_listen_address_that_is_not_host_port_is_refused(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="is not HOST:PORT"):
-        host_port(text)

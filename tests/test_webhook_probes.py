@@ -13,6 +13,7 @@ from webhook_support import TEST_SETTINGS, Running, event_list, has_status, runn
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
+from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
 from ingest.jetstream import connect
 from ingest.webhook import start_webhook
 
@@ -55,7 +56,7 @@ async def test_metrics_count_what_happened(webhook: Running) -> None:
     assert moved("activity_webhook_events_received_total") == 16
     assert moved("activity_webhook_events_published_total") == 12
     assert moved("activity_webhook_events_duplicate_total") == 6
-    assert moved("activity_webhook_events_dead_lettered_total", reason="invalid_event") == 4
+    assert moved("activity_webhook_events_dead_lettered_total", reason=NOT_AUDIT_EVENT) == 4
     assert moved("activity_webhook_rejected_requests_total", reason="not_json") == 1
     assert moved("activity_webhook_rejected_requests_total", reason="method") == 1
     assert moved("activity_webhook_requests_total", code="200") == 2
@@ -67,12 +68,20 @@ async def test_metrics_count_what_happened(webhook: Running) -> None:
     assert after[("activity_webhook_nats_connected", ())] == 1
 
 
+async def test_every_dead_letter_reason_the_webhook_gives_is_exported_from_the_start(webhook: Running) -> None:
+    scraped = await _scrape(webhook)
+    for reason in (OVERSIZE, NOT_AUDIT_EVENT, UNENCODABLE):  # so that rate() sees the first one
+        assert ("activity_webhook_events_dead_lettered_total", (("reason", reason),)) in scraped
+
+
 async def test_readyz_follows_the_nats_connection_and_healthz_the_process(
     webhook: Running, nats_server: NatsServer
 ) -> None:
     assert await status_of(webhook, "/readyz") == 200
     nats_server.kill()
     await eventually(lambda: has_status(webhook, "/readyz", 503), "/readyz to turn 503")
+    async with webhook.http.get(webhook.handle.url + "/readyz") as response:
+        assert await response.text() == "not ready: not connected to NATS\n"  # as the consumer words it
     assert await status_of(webhook, "/healthz") == 200
     assert (await _scrape(webhook))[("activity_webhook_nats_connected", ())] == 0
     assert (await webhook.post_items(list(EventGenerator().events(1))))[0] == 503

@@ -14,6 +14,7 @@ from webhook_support import JSON, Running, event_list, msg_ids, running_webhook,
 
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
+from ingest import deadletter
 from ingest.jetstream import (
     DEAD_LETTER_SAMPLE_BYTES,
     DEAD_LETTER_STREAM,
@@ -156,6 +157,8 @@ async def test_a_bad_item_is_dead_lettered_and_its_neighbours_stored(
         assert message.subject == DEAD_SUBJECT
         headers = message.headers or {}
         assert reason in headers[REASON_HEADER]
+        # the consumer's words for the same fault
+        assert headers[REASON_HEADER].startswith(deadletter.NOT_AUDIT_EVENT + ": ")
         assert headers[ORIGINAL_SUBJECT_HEADER] == SUBJECT
 
 
@@ -165,7 +168,7 @@ async def test_bad_utf8_inside_one_item_dead_letters_only_that_item(webhook: Run
     assert (status, summary["accepted"], summary["deadLettered"]) == (200, 2, 1)
     assert [orjson.loads(m.data) for m in await stored(webhook.nc, STREAM)] == [GOOD[0], GOOD[1]]
     [dead] = await stored(webhook.nc, DEAD_LETTER_STREAM)
-    assert "cannot be encoded as JSON" in (dead.headers or {})[REASON_HEADER]
+    assert (dead.headers or {})[REASON_HEADER].startswith(deadletter.UNENCODABLE + ": event cannot be encoded as JSON")
     # The undecodable bytes are kept, \u-escaped, so the item can be inspected.
     assert json.loads(dead.data) == dict(GOOD[2], auditID="bad\udcff\udcfe")
 
@@ -179,6 +182,7 @@ async def test_an_event_over_the_nats_message_limit_is_dead_lettered_truncated_w
         [dead] = await stored(webhook.nc, DEAD_LETTER_STREAM)
         headers = dead.headers or {}
         assert "over the 1048576-byte event limit" in headers[REASON_HEADER]  # the store's rule, before NATS's
+        assert headers[REASON_HEADER].startswith(deadletter.OVERSIZE + ": ")
         assert int(headers[ORIGINAL_SIZE_HEADER]) == len(orjson.dumps(OVERSIZE))
         assert len(dead.data) == DEAD_LETTER_SAMPLE_BYTES
         assert [orjson.loads(m.data) for m in await stored(webhook.nc, STREAM)] == [GOOD[0]]

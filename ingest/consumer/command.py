@@ -12,6 +12,7 @@ import sys
 from nats.aio.client import Client as NATS
 
 from auditlog import engineoutput
+from auditlog.addresses import parse_host_port
 from auditlog.config import ConfigError, StoreConfig, parse_store_dsn
 from auditlog.durations import duration_flag, flag_default
 from auditlog.fields import STAGES
@@ -19,7 +20,7 @@ from auditlog.listener import DEFAULT_LIMITS, ListenerLimits, add_listener_argum
 from auditlog.storage import Store
 from auditlog.storelock import StoreInUse, claim
 from ingest.consumer.consumer import Consumer
-from ingest.consumer.probes import parse_listen, start_probes
+from ingest.consumer.probes import start_probes
 from ingest.consumer.settings import ACK_PENDING_PER_BATCH, ConsumerSettings, SettingsError
 from ingest.jetstream import connect
 
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
         config = parse_store_dsn(args.store)
-        listen = parse_listen(args.listen) if args.listen else None
+        listen = parse_host_port(args.listen) if args.listen else None
         limits = listener_limits(args)
     except (SettingsError, ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

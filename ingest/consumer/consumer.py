@@ -107,22 +107,20 @@ class Consumer:
         if not await self._prepare():
             return
         await self._puller.start()
-        helpers = [asyncio.create_task(self._keep_in_progress()), asyncio.create_task(self._poll_info())]
         try:
-            with _OLDER_GC_PASSES.rarer():
-                await self._pull_loop()
+            async with asyncio.TaskGroup() as helpers:
+                keeping = helpers.create_task(self._keep_in_progress())
+                polling = helpers.create_task(self._poll_info())
+                try:
+                    with _OLDER_GC_PASSES.rarer():
+                        await self._pull_loop()
+                finally:  # the helpers loop for ever: they end with the pull loop
+                    keeping.cancel()
+                    polling.cancel()
         finally:
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await self._puller.stop()
             if self._late:
                 await self._sink.nak(self._late)
-
-    async def ready(self) -> bool:
-        return await self.unready_reason() is None
 
     async def unready_reason(self) -> str | None:
         """Why the consumer is not doing its job right now, or None. A store that answers a ping but refuses every

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ingest.consumer.freshness import AGE_BUCKETS, AgeHistogram, ages
-from ingest.consumer.screening import DEAD_LETTER_REASONS
+from ingest.deadletter import REASONS
 
 _P = "activity_consumer_"
 
@@ -24,7 +24,7 @@ class ConsumerMetrics:
         self.dead_lettered = Counter(
             _P + "messages_dead_lettered", "Messages sent to the dead-letter stream", ["reason"], registry=r
         )
-        for reason in DEAD_LETTER_REASONS:
+        for reason in REASONS:
             self.dead_lettered.labels(reason)
         self.filtered = Counter(
             _P + "messages_filtered", "Valid events of a stage not stored (acked)", ["stage"], registry=r

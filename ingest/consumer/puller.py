@@ -1,9 +1,9 @@
 """Raw JetStream pull: one `$JS.API.CONSUMER.MSG.NEXT` request at a time, messages arriving on a callback.
 
-Measured 3-4x faster than nats-py's `fetch()`, which spends a task, a wait_for and a uuid on every message.
-Each request has its own reply subject under one inbox subscription, so a status message (408 expired,
-409 refused, 404 nothing, 503 no responders) ends only the request it answers. Delivered messages carry their
-stream subject instead; one delivered for an older request is still ours and goes to the batch like any other.
+Cheaper than nats-py's `fetch()`, which spends a task, a wait_for and a uuid on every message (docs/benchmarks.md,
+"Design measurements"). Each request has its own reply subject under one inbox subscription, so a status message
+(408 expired, 409 refused, 404 nothing, 503 no responders) ends only the request it answers. Delivered messages
+carry their stream subject instead; one delivered for an older request is still ours and goes to the batch.
 """
 
 from __future__ import annotations

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Final
 
 import orjson
 
 from auditlog.eventjson import judge, loads_exact, valid_json
 from auditlog.events import problem, utc_day
 from auditlog.fields import STAGES
+from ingest.deadletter import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, UNENCODABLE, reason_header
 from ingest.msgid import stage_named
-
-# Dead-letter reasons: the label of the dead-lettered metric and the start of the reason header.
-OVERSIZE: Final = "oversize"
-NOT_JSON: Final = "not-json"
-NOT_AUDIT_EVENT: Final = "not-audit-event"
-INSERT_REJECTED: Final = "insert-rejected"
-DEAD_LETTER_REASONS = (OVERSIZE, NOT_JSON, NOT_AUDIT_EVENT, INSERT_REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +32,15 @@ class Filtered:
 
 @dataclass(frozen=True, slots=True)
 class Poison:
-    """A message that can never be stored; `reason` is one of DEAD_LETTER_REASONS, `detail` says what to fix."""
+    """A message that can never be stored; `reason` is one of `ingest.deadletter.REASONS`, `detail` says what
+    to fix."""
 
     reason: str
     detail: str
 
     @property
     def header(self) -> str:
-        return f"{self.reason}: {self.detail}"
+        return reason_header(self.reason, self.detail)
 
 
 Verdict = Row | Filtered | Poison
@@ -88,6 +82,6 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
         try:
             compact = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
         except UnicodeEncodeError as err:
-            return Poison(NOT_AUDIT_EVENT, f"event holds text that is not valid Unicode: {err.reason}")
+            return Poison(UNENCODABLE, f"event holds text that is not valid Unicode: {err.reason}")
         return Row(compact if laid_out else payload, day)
     return Row(orjson.dumps(event) if laid_out else payload, day)

@@ -1,12 +1,10 @@
 """The end of the line for a batch: dead-letter what can never be stored, insert the rest, and only then ack.
 
-Rows are inserted in groups of whole days, never more partitions per insert than ClickHouse takes (`partitions`).
-What a failed insert means is read from the error itself (`auditlog.storeerrors`). A failure that is about the
-store (down, table missing, too many parts, out of memory, timeouts) is retried with capped exponential backoff,
-for as long as it takes: nothing is acked, nothing new is pulled. A failure that is about the data (ClickHouse
-refused a row that passed our checks) is not retried as is: the chunk is split in halves until the rejected rows
-stand alone, and those are dead-lettered, so one row never blocks the stream. An insert still too wide for the
-store's partition limit is split by day, and nothing is dead-lettered for it.
+Rows go in as groups of whole days (`partitions`). What a failed insert means is read from the error itself
+(`auditlog.storeerrors`): an outage of the store is retried (`auditlog.retrying`) for as long as it takes, nothing
+acked and nothing new pulled meanwhile; rows the store refuses for their content are isolated by halving the chunk
+and dead-lettered, so one row never blocks the stream; an insert too wide for the store's partition limit is split
+by day, and nothing is dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -24,15 +22,18 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
+from tenacity import RetryCallState
 
+from auditlog.retrying import Backoff, retrying
 from auditlog.storage import Store, StoreError
 from auditlog.storeerrors import InsertFailure, classify
 from ingest.consumer.batch import Screened
 from ingest.consumer.metrics import ConsumerMetrics
 from ingest.consumer.partitions import by_partition, halves
 from ingest.consumer.puller import delivery
-from ingest.consumer.screening import INSERT_REJECTED, Poison, Row
+from ingest.consumer.screening import Poison, Row
 from ingest.consumer.settings import ConsumerSettings
+from ingest.deadletter import INSERT_REJECTED
 from ingest.jetstream import (
     DEAD_LETTER_SETTINGS,
     MSG_ID_HEADER,
@@ -69,19 +70,6 @@ class GaveUp(Exception):
     """Shutting down, and the store (or NATS) did not come back within the grace time."""
 
 
-class Backoff:
-    """Capped exponential delays with jitter, so replicas retrying together do not stampede the store."""
-
-    def __init__(self, initial: float, cap: float, rng: random.Random) -> None:
-        self._initial, self._cap, self._rng = initial, cap, rng
-        self._attempt = 0
-
-    def next(self) -> float:
-        delay: float = min(self._cap, self._initial * 2.0**self._attempt)
-        self._attempt += 1
-        return delay / 2 + self._rng.uniform(0, delay / 2)
-
-
 def _day(row: tuple[Msg, Row]) -> str:
     return row[1].day
 
@@ -103,7 +91,7 @@ class Sink:
     ) -> None:
         self._nc, self._js, self._store = nc, js, store
         self._settings, self._metrics = settings, metrics
-        self._rng = rng or random.Random()
+        self._backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rng=rng or random.Random())
         self.healthy = True  # False while a batch waits for the store or NATS to come back
         self.give_up_at: float | None = None  # monotonic; set on shutdown to bound the retrying
         self.flushing = False  # a batch is being stored
@@ -210,23 +198,23 @@ class Sink:
         self.progressed_at = time.monotonic()
 
     async def _retrying(self, what: str, attempt: Callable[[A], Awaitable[T]], arg: A) -> T:
-        backoff = Backoff(self._settings.backoff_initial_s, self._settings.backoff_max_s, self._rng)
-        while True:
-            try:
-                result = await attempt(arg)
-            except _TRANSIENT as err:
-                delay = backoff.next()
-                if self.give_up_at is not None and time.monotonic() + delay > self.give_up_at:
-                    raise GaveUp from err
-                if self.healthy:
-                    log.warning("%s failed, retrying with backoff: %s", what, err)
-                self.healthy = False
-                self._metrics.backing_off.set(1)
-                self._metrics.backoff_seconds.inc(delay)
-                await asyncio.sleep(delay)
-                continue
-            if not self.healthy:
-                log.info("%s works again", what)
-            self.healthy = True
-            self._metrics.backing_off.set(0)
-            return result
+        """`attempt(arg)` until it succeeds, however long the store (or NATS) is away, or until shutdown's grace
+        time would run out during the next wait (GaveUp). Any other failure is the caller's to handle."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            if self.give_up_at is not None and time.monotonic() + delay > self.give_up_at:
+                raise GaveUp from err
+            if self.healthy:
+                log.warning("%s failed, retrying with backoff: %s", what, err)
+            self.healthy = False
+            self._metrics.backing_off.set(1)
+            self._metrics.backoff_seconds.inc(delay)
+
+        result: T = await retrying(_TRANSIENT, self._backoff, before_sleep=before_sleep)(attempt, arg)
+        if not self.healthy:
+            log.info("%s works again", what)
+        self.healthy = True
+        self._metrics.backing_off.set(0)
+        return result

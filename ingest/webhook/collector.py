@@ -1,9 +1,9 @@
 """The cyclic garbage collector paused while EventLists are sorted.
 
 Parsed whole, one EventList is ~50 objects per item, which with the default thresholds makes the collector run (and
-walk them, and the heap) dozens of times per body: measured as half the parse time. A JSON tree holds no cycles, so
-nothing there needs it. `gc.disable` is for the whole process and bodies are sorted on the event loop and in a worker
-at once, so the pauses are counted: the collector comes back (if it was on) when the last one ends.
+walk them, and the heap) dozens of times per body; a JSON tree holds no cycles, so nothing there needs it.
+`gc.disable` is for the whole process and bodies are sorted on the event loop and in a worker at once, so the
+pauses are counted: the collector comes back (if it was on) when the last one ends.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import sys
 
 from nats.errors import Error as NatsError
 
+from auditlog.addresses import host_port_flag
 from auditlog.durations import duration_flag, flag_default
 from auditlog.listener import add_listener_arguments, listener_limits
 from ingest.jetstream import STREAM, StreamSettings, connect
@@ -22,18 +23,10 @@ _DEFAULTS = WebhookSettings()
 _STREAM_DEFAULTS = StreamSettings()
 
 
-def host_port(value: str) -> tuple[str, int]:
-    """`HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", help="NATS server to publish to")
     parser.add_argument(
-        "--listen", type=host_port, default="0.0.0.0:8090", metavar="HOST:PORT", help="address to serve on"
+        "--listen", type=host_port_flag, default="0.0.0.0:8090", metavar="HOST:PORT", help="address to serve on"
     )
     parser.add_argument(
         "--cluster", default=_DEFAULTS.cluster, help="cluster name: events go to subject audit.k8s.<cluster>"

@@ -13,6 +13,7 @@ import orjson
 
 from auditlog.eventjson import identity
 from auditlog.events import MAX_EVENT_BYTES, problem
+from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE, reason_header
 from ingest.jetstream import MSG_ID_HEADER, dead_letter
 from ingest.msgid import dead_letter_msg_id, event_msg_id
 from ingest.webhook.settings import SOURCE
@@ -20,11 +21,6 @@ from ingest.webhook.settings import SOURCE
 # Bytes a message needs besides its body: the `NATS/1.0` line, the Nats-Msg-Id header (a 64-digit hash and the
 # stage), separators. nats-server counts headers + body against max_payload.
 _HEADER_OVERHEAD = 128
-
-# Dead-letter reasons, as metrics labels (the header carries the full sentence).
-INVALID = "invalid_event"
-TOO_LARGE = "too_large"
-UNENCODABLE = "unencodable"
 
 
 class Outgoing(NamedTuple):  # one per event: a tuple is half the cost of a frozen dataclass to make
@@ -82,10 +78,12 @@ def _dump_any(item: Any) -> bytes:
         return orjson.dumps({"unencodable": "nested too deeply to encode", "type": type(item).__name__})
 
 
-def _dead_letter(payload: bytes, reason: str, *, subject: str, original_subject: str) -> Outgoing:
-    data, headers = dead_letter(payload, reason=reason, source=SOURCE, original_subject=original_subject)
-    headers[MSG_ID_HEADER] = dead_letter_msg_id(payload, reason)
-    return Outgoing(subject, data, headers)
+def _dead_letter(out: Sorted, payload: bytes, reason: str, detail: str, *, subject: str, original_subject: str) -> None:
+    header = reason_header(reason, detail)
+    data, headers = dead_letter(payload, reason=header, source=SOURCE, original_subject=original_subject)
+    headers[MSG_ID_HEADER] = dead_letter_msg_id(payload, header)
+    out.dead_letters.append(Outgoing(subject, data, headers))
+    out.dead_letter_reasons[reason] += 1
 
 
 def _route(
@@ -99,8 +97,7 @@ def _route(
     else:
         out.events.append(Outgoing(subject, payload, {MSG_ID_HEADER: event_msg_id(payload, stage)}))
         return
-    out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
-    out.dead_letter_reasons[TOO_LARGE] += 1
+    _dead_letter(out, payload, OVERSIZE, why, subject=dead_letter_subject, original_subject=subject)
 
 
 def sort_plain(
@@ -130,7 +127,7 @@ def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_
     for item in items:
         why = problem(item)
         if why is not None:
-            code, payload = INVALID, _dump_any(item)
+            code, payload = NOT_AUDIT_EVENT, _dump_any(item)
         else:
             try:
                 payload = _encode(item)
@@ -147,6 +144,5 @@ def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_
                     max_payload=max_payload,
                 )
                 continue
-        out.dead_letters.append(_dead_letter(payload, why, subject=dead_letter_subject, original_subject=subject))
-        out.dead_letter_reasons[code] += 1
+        _dead_letter(out, payload, code, why, subject=dead_letter_subject, original_subject=subject)
     return out

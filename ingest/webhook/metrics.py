@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
 from ingest.redaction.rules import BUILT_IN
-from ingest.webhook.messages import INVALID, TOO_LARGE, UNENCODABLE
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -24,6 +24,10 @@ DUPLICATES = Counter(
 DEAD_LETTERED = Counter(
     "activity_webhook_events_dead_lettered_total", "Items PubAcked onto the dead-letter stream, by reason", ["reason"]
 )
+# Every reason the webhook gives, exported at 0 from the start: a series born at 1 has no increase() in Prometheus,
+# and the first dead letter would never raise the dead-letter alert.
+for _reason in (OVERSIZE, NOT_AUDIT_EVENT, UNENCODABLE):
+    DEAD_LETTERED.labels(_reason)
 REDACTED = Counter(
     "activity_webhook_events_redacted_total",
     "Events published with credentials replaced by markers, by the resource whose rule replaced them",
@@ -31,10 +35,6 @@ REDACTED = Counter(
 )
 for _rule in BUILT_IN:  # exported at 0 from the start, so that rate() sees the first one
     REDACTED.labels(_rule.label)
-# Every reason exported from the start at 0: a series born at 1 has no increase() in Prometheus, and the first dead
-# letter would never raise the dead-letter alert.
-for _reason in (INVALID, TOO_LARGE, UNENCODABLE):
-    DEAD_LETTERED.labels(_reason)
 REQUEST_SECONDS = Histogram(
     "activity_webhook_request_duration_seconds", "Time to answer an EventList POST", buckets=_LATENCY_BUCKETS
 )

@@ -1,9 +1,9 @@
 """Pipelined JetStream publishing: a core publish per message, every message of a batch with the batch's own reply
 subject under ONE wildcard inbox subscription, whose callback counts each PubAck to its batch.
 
-Measured on this kind of machine, this is about 2.7x the rate of `js.publish_async` (performance-notes.md):
-no future, task or semaphore per message. A batch is done when its last PubAck is back, and fails as soon as one
-PubAck is an error or a no-responders status, or when its deadline passes.
+Unlike `js.publish_async`, no future, task or semaphore per message (docs/benchmarks.md, "Design measurements").
+A batch is done when its last PubAck is back, and fails as soon as one PubAck is an error or a no-responders
+status, or when its deadline passes.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 from nats.aio.client import Client as NATS
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from auditlog.probes import add_probe_routes
 from ingest.redaction import Redactor
 from ingest.webhook import metrics
 from ingest.webhook.collector import collector_paused
@@ -143,20 +143,6 @@ async def _stop_decoding(app: web.Application) -> None:
     app[_DECODING].shutdown(wait=False, cancel_futures=True)
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
-async def _readyz(request: web.Request) -> web.Response:
-    if request.app[_NC].is_connected:
-        return web.Response(text="ok")
-    return _status(503, "not connected to NATS")
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 def build_app(
     settings: WebhookSettings, nc: NATS, publisher: PipelinedPublisher, stream_max_msg_size: int
 ) -> web.Application:
@@ -170,7 +156,9 @@ def build_app(
     app.on_cleanup.append(_stop_decoding)
     app[_REDACTOR] = Redactor(settings.redaction, on_redacted=lambda resource: metrics.REDACTED.labels(resource).inc())
     app.router.add_route("*", "/events", _events)
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+
+    async def unready_reason() -> str | None:
+        return None if nc.is_connected else "not connected to NATS"
+
+    add_probe_routes(app, unready_reason)  # the default registry, which holds the webhook's metrics
     return app
