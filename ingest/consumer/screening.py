@@ -8,7 +8,7 @@ from typing import Final
 
 import orjson
 
-from auditlog.eventjson import judge, loads_exact, valid_json
+from auditlog.eventjson import judge, key_problem, loads_exact, valid_json
 from auditlog.events import problem, utc_day
 from auditlog.fields import STAGES
 from ingest.msgid import stage_named
@@ -18,7 +18,8 @@ OVERSIZE: Final = "oversize"
 NOT_JSON: Final = "not-json"
 NOT_AUDIT_EVENT: Final = "not-audit-event"
 INSERT_REJECTED: Final = "insert-rejected"
-DEAD_LETTER_REASONS = (OVERSIZE, NOT_JSON, NOT_AUDIT_EVENT, INSERT_REJECTED)
+DUPLICATE_KEY: Final = "duplicate-key"
+DEAD_LETTER_REASONS = (OVERSIZE, NOT_JSON, NOT_AUDIT_EVENT, INSERT_REJECTED, DUPLICATE_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,9 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
     stage = event.get("stage") if isinstance(event, dict) else None
     if stage in STAGES and stage not in stages:
         return Filtered(stage)  # filtered before validation: a stage we do not store needs no checks
+    why = key_problem(payload)  # the parsed event no longer tells: the last of a key's values won
+    if why is not None:
+        return Poison(DUPLICATE_KEY, why)
     why = problem(event)
     if why is not None:
         return Poison(NOT_AUDIT_EVENT, why)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ _HEADER_OVERHEAD = 128
 INVALID = "invalid_event"
 TOO_LARGE = "too_large"
 UNENCODABLE = "unencodable"
+DUPLICATE_KEY = "duplicate_key"
 
 
 class Outgoing(NamedTuple):  # one per event: a tuple is half the cost of a frozen dataclass to make
@@ -124,13 +126,25 @@ def sort_plain(
     return out
 
 
-def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_payload: int) -> Sorted:
-    """`max_payload`: the largest message (body and headers) that NATS and the stream accept."""
+def sort_items(
+    items: list[Any],
+    *,
+    subject: str,
+    dead_letter_subject: str,
+    max_payload: int,
+    key_problems: Sequence[str | None] = (),
+) -> Sorted:
+    """`max_payload`: the largest message (body and headers) that NATS and the stream accept. `key_problems`: why
+    each item as sent cannot be stored for its keys (`decoding.item_key_problems`), which its parsed form, holding
+    only the last of a key's values, no longer shows."""
     out = Sorted()
-    for item in items:
-        why = problem(item)
+    for index, item in enumerate(items):
+        why = key_problems[index] if index < len(key_problems) else None
+        code = DUPLICATE_KEY
+        if why is None:
+            why, code = problem(item), INVALID
         if why is not None:
-            code, payload = INVALID, _dump_any(item)
+            payload = _dump_any(item)
         else:
             try:
                 payload = _encode(item)
