@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,18 @@ async def test_a_delete_hidden_as_a_get_is_dead_lettered_end_to_end_and_its_neig
     finally:
         store.close()
         await nc.close()
+
+
+def test_the_fast_check_builds_nothing_for_an_item_over_the_size_limit() -> None:
+    # 4 MB of `{},` would be ~1.3M dicts (~100 MB) if built to look for duplicates: the item is refused for its
+    # size anyway, so it is never checked, and the body still takes the fast path.
+    huge = dict(EVENTS[0], requestObject=[{}] * ((4 << 20) // 3))
+    body = _body([orjson.dumps(EVENTS[1]), orjson.dumps(huge)])
+    tracemalloc.start()
+    try:
+        plain = plain_items(body, 10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert plain is not None and len(plain) == 2
+    assert peak < 4 * len(body), peak

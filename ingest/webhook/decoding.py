@@ -28,7 +28,7 @@ from auditlog.eventjson import (
     loads_exact,
     parse_exactly_keeping_pairs,
 )
-from auditlog.events import duplicate_key_problem
+from auditlog.events import MAX_EVENT_BYTES, duplicate_key_problem
 
 API_VERSION = "audit.k8s.io/v1"
 KIND = "EventList"
@@ -203,8 +203,6 @@ def plain_items(body: bytes, max_items: int) -> list[tuple[msgspec.Raw, Any]] | 
     if count is None:
         return None
     _check_item_count(count, max_items)
-    if not unique_keys(body):  # an item gives a key twice: `item_key_problems` says where
-        return None
     try:
         doc = _EVENT_LIST.decode(body)
         raws = doc.items or []
@@ -212,6 +210,11 @@ def plain_items(body: bytes, max_items: int) -> list[tuple[msgspec.Raw, Any]] | 
             return None
         judged = _JUDGED_ITEMS.decode(body).items or []  # type: ignore[attr-defined]
     except (msgspec.DecodeError, RecursionError):
+        return None
+    # An item giving a key twice goes the full path, where `item_key_problems` says where. One item at a time, and
+    # only those the size limit lets through, so that what the check builds stays bounded by the limit (an item of
+    # megabytes of `{},` would be millions of dicts) and is freed before the next.
+    if any(len(raw) <= MAX_EVENT_BYTES and not unique_keys(bytes(raw)) for raw in raws):
         return None
     return list(zip(raws, judged, strict=True))
 
