@@ -111,7 +111,8 @@ def _shown(path: tuple[str | int, ...]) -> str:
 @st.composite
 def duplicated(draw: st.DrawFn) -> tuple[dict[str, Any], bytes, str]:
     """(a storable event, its bytes with one key given a second time at a random path, that path as shown)."""
-    event = draw(st.sampled_from(EVENTS))
+    event = dict(draw(st.sampled_from(EVENTS)))
+    event.update(draw(st.dictionaries(st.sampled_from(["requestObject", "x-extra"]), JSON_VALUES)))  # any shape
     tree = _as_pairs(event)
     if draw(st.booleans()):  # a path a column is derived from
         *parents, key = draw(st.sampled_from([p for p in AIMED if _has_parent(event, p)]))
