@@ -117,7 +117,7 @@ def problem(event: Any) -> str | None:
 
 
 def duplicate_key_problem(path: str) -> str:
-    """The reason for an event whose bytes give the key at `path` more than once (eventjson.duplicated_key)."""
+    """The reason for an event whose bytes give the key at `path` more than once (eventjson.key_problem)."""
     return (
         f"key {path} is given more than once in one object; every key must be unique, since the store would read "
         "the first value and the API the last"

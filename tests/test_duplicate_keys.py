@@ -22,7 +22,7 @@ from webhook_support import running_webhook, stored
 from activity.loadgen.events import EventGenerator
 from activity.natsd import NatsServer
 from auditlog.config import parse_store_dsn
-from auditlog.eventjson import key_problem, storable, valid_json
+from auditlog.eventjson import DEEPER_THAN_CHECKED, key_problem, storable, valid_json
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION, STAGES
 from auditlog.schema import migrate
 from auditlog.storage import Store
@@ -288,3 +288,19 @@ def test_the_fast_check_builds_nothing_for_an_item_over_the_size_limit() -> None
         tracemalloc.stop()
     assert plain is not None and len(plain) == 2
     assert peak < 4 * len(body), peak
+
+
+@pytest.mark.parametrize("depth", [150, 300, 900, 1010])
+def test_keys_are_checked_at_any_depth_the_store_takes(depth: int) -> None:
+    # jiter stops at 200 levels, the exact parser near 1000, simdjson and orjson at 1024: past the first the exact
+    # parser decides, past the second the event is refused as unchecked rather than stored unchecked.
+    nested = "[" * depth + "]" * depth
+    good = orjson.dumps(EVENTS[0])[:-1] + f',"requestObject":{nested}}}'.encode()
+    twice = good[:-1] + b',"requestObject":1}'
+    verdict = screen(good, ALL_STAGES, 1 << 20)
+    if depth < 1000:
+        assert verdict == Row(good, EVENTS[0]["stageTimestamp"][:10])
+        assert screen(twice, ALL_STAGES, 1 << 20) == Poison(DUPLICATE_KEY, str(key_problem(twice)))
+        assert "key requestObject is given more than once" in str(key_problem(twice))
+    else:
+        assert verdict == Poison(DUPLICATE_KEY, DEEPER_THAN_CHECKED)
