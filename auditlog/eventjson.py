@@ -5,7 +5,8 @@ consumer (12 of the webhook's 34 us of CPU per event, measured), and almost ever
 are first validated whole by simdjson (syntax, UTF-8, numbers that fit a double) and only the fields `problem()`
 judges are decoded, by msgspec, which skips the rest in place. Anything that is not plainly storable takes the full
 path (`loads` + `problem()`), which alone words the reasons; both paths give the same verdict
-(tests/test_eventjson.py holds that).
+(tests/test_eventjson.py holds that). A key given twice in one object is told from the bytes alone
+(auditlog.duplicatekeys): every parser that builds the event keeps one of its values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 import simdjson
 
+from auditlog.duplicatekeys import first_duplicate, parse_keeping_pairs, render_path, unique_keys
 from auditlog.events import (
     INT32_MAX,
     INT32_MIN,
@@ -25,6 +27,7 @@ from auditlog.events import (
     NESTED_FIELDS,
     STRING_FIELDS,
     STRING_LIST_FIELDS,
+    duplicate_key_problem,
     identity_problem,
 )
 
@@ -82,14 +85,34 @@ def _parser_for(data: bytes) -> simdjson.Parser:
 ARRAY_LENGTH_SATURATES = 0xFFFFFF
 
 
+# A document the exact parser cannot read for its depth (simdjson reads 1024 levels, it ~1000): its keys are unchecked.
+DEEPER_THAN_CHECKED = "event is nested too deeply to check that every key of it is given once"
+
+
+class DuplicateKey(ValueError):
+    """A top-level object gives `key` more than once: which of its values counts is open (auditlog.duplicatekeys)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {render_path([key])} is given more than once")
+        self.key = key
+
+
 def array_length(data: bytes, key: str) -> int | None:
     """None when `data` is not `valid_json`; else the length of the array at `key` of its top-level object (0 when
     there is none). One parse answers both, and the array's elements are never built as Python objects: a body of
-    millions of tiny items is measured before anything pays for them."""
+    millions of tiny items is measured before anything pays for them. Raises DuplicateKey when the top-level
+    object gives a key twice (simdjson would count the first `key`, the other parsers build the last)."""
     try:
         doc = _parser_for(data).parse(data)
     except (ValueError, RuntimeError, UnicodeDecodeError):
         return None
+    if isinstance(doc, simdjson.Object) and len(set(doc.keys())) != len(doc):
+        seen: set[str] = set()
+        for name in doc:
+            if name in seen:
+                del doc
+                raise DuplicateKey(name)
+            seen.add(name)
     value = doc.get(key) if isinstance(doc, simdjson.Object) else None
     length = len(value) if isinstance(value, simdjson.Array) else 0
     del doc, value  # the proxies go before the parser takes the next document
@@ -109,7 +132,31 @@ def judge(data: bytes | msgspec.Raw) -> Any:
         judged = _JUDGED.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
-    return judged if identity(judged) is not None else None
+    return judged if identity(judged) is not None and unique_keys(bytes(data)) else None
+
+
+def key_problem(data: bytes) -> str | None:
+    """Why `data` cannot be stored for its keys: where it first gives one twice in one object (for any JSON
+    `loads_exact` reads), or that it is nested too deeply to tell. None when every key is unique, or when `data` is
+    not such JSON (its parser words that)."""
+    if unique_keys(data):
+        return None  # the common case, told without keeping anything built
+    try:
+        read = parse_exactly_keeping_pairs(data)
+    except RecursionError:
+        return DEEPER_THAN_CHECKED
+    except ValueError:
+        return None
+    path = first_duplicate(read)
+    return None if path is None else duplicate_key_problem(render_path(path))
+
+
+def parse_exactly_keeping_pairs(data: bytes) -> Any:
+    """`data` read as `loads_exact` reads it (text that is not UTF-8 kept as surrogate escapes), each object as its
+    (key, value) pairs with duplicates kept (auditlog.duplicatekeys). Raises ValueError or RecursionError."""
+    return parse_keeping_pairs(
+        data.decode("utf-8", "surrogateescape"), parse_constant=_reject_constant, parse_float=_finite
+    )
 
 
 def identity(judged: Any) -> tuple[str, str] | None:

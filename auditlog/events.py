@@ -5,6 +5,8 @@ the column's default (`"code": 1e30` reads 0, `"groups": [null]` reads []), and 
 timestamp it cannot parse. So an event is storable only when each field a column reads has the JSON type and range
 that column holds, and its stageTimestamp is in the one form and range both sides read alike: then the columns say
 exactly what the JSON says (tests/test_storable.py inserts what this rule accepts and reads it back to hold that).
+No object of the event may give a key twice (`duplicate_key_problem`): ClickHouse reads the first value, every other
+reader the last (auditlog.duplicatekeys).
 Absent and null read alike, as the column's default. The fast path (auditlog.eventjson) decodes the same fields
 with the same types, built from the tables below.
 """
@@ -111,6 +113,14 @@ def problem(event: Any) -> str | None:
         if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
             return f"{name} must be an object of strings"
     return None
+
+
+def duplicate_key_problem(path: str) -> str:
+    """The reason for an event whose bytes give the key at `path` more than once (eventjson.key_problem)."""
+    return (
+        f"key {path} is given more than once in one object; every key must be unique, since the store would read "
+        "the first value and the API the last"
+    )
 
 
 def identity_problem(audit_id: Any, stage: Any, stamp: Any) -> str | None:

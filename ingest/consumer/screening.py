@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from auditlog.eventjson import judge, loads_exact, valid_json
+from auditlog.eventjson import judge, key_problem, loads_exact, valid_json
 from auditlog.events import problem, utc_day
 from auditlog.fields import STAGES
-from ingest.deadletter import NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, UNENCODABLE, reason_header
+from ingest.deadletter import DUPLICATE_KEY, NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE, UNENCODABLE, reason_header
 from ingest.msgid import stage_named
 
 
@@ -74,6 +74,9 @@ def screen(payload: bytes, stages: frozenset[str], max_event_bytes: int, msg_id:
     stage = event.get("stage") if isinstance(event, dict) else None
     if stage in STAGES and stage not in stages:
         return Filtered(stage)  # filtered before validation: a stage we do not store needs no checks
+    why = key_problem(payload)  # the parsed event no longer tells: the last of a key's values won
+    if why is not None:
+        return Poison(DUPLICATE_KEY, why)
     why = problem(event)
     if why is not None:
         return Poison(NOT_AUDIT_EVENT, why)

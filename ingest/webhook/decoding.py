@@ -19,7 +19,16 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from auditlog.eventjson import ARRAY_LENGTH_SATURATES, Judged, array_length, loads_exact
+from auditlog.duplicatekeys import first_duplicate, render_path, unique_keys
+from auditlog.eventjson import (
+    ARRAY_LENGTH_SATURATES,
+    DuplicateKey,
+    Judged,
+    array_length,
+    loads_exact,
+    parse_exactly_keeping_pairs,
+)
+from auditlog.events import MAX_EVENT_BYTES, duplicate_key_problem
 
 API_VERSION = "audit.k8s.io/v1"
 KIND = "EventList"
@@ -166,6 +175,15 @@ _JUDGED_ITEMS = msgspec.json.Decoder(
 )
 
 
+def _array_length(body: bytes) -> int | None:
+    try:
+        return array_length(body, "items")
+    except DuplicateKey as err:  # e.g. `items` twice: the count would be of one list and the build of the other
+        raise BadRequest(
+            400, "duplicate_key", f"the EventList gives key {render_path([err.key])} more than once; send it once"
+        ) from None
+
+
 def _check_item_count(count: int, max_items: int) -> None:
     if count > max_items:
         at_least = "at least " if count >= ARRAY_LENGTH_SATURATES else ""
@@ -181,7 +199,7 @@ def plain_items(body: bytes, max_items: int) -> list[tuple[msgspec.Raw, Any]] | 
     """(bytes as sent, `Judged` fields) of each item when the body is plainly a valid EventList of objects with
     those fields: the common case, read without building the items. None when `event_list_items` must decide (a
     400 it will word, or a form not judged here). Too many items: BadRequest, before any is built."""
-    count = array_length(body, "items")  # also what says the body is valid JSON
+    count = _array_length(body)  # also what says the body is valid JSON
     if count is None:
         return None
     _check_item_count(count, max_items)
@@ -192,6 +210,11 @@ def plain_items(body: bytes, max_items: int) -> list[tuple[msgspec.Raw, Any]] | 
             return None
         judged = _JUDGED_ITEMS.decode(body).items or []  # type: ignore[attr-defined]
     except (msgspec.DecodeError, RecursionError):
+        return None
+    # An item giving a key twice goes the full path, where `item_key_problems` says where. One item at a time, and
+    # only those the size limit lets through, so that what the check builds stays bounded by the limit (an item of
+    # megabytes of `{},` would be millions of dicts) and is freed before the next.
+    if any(len(raw) <= MAX_EVENT_BYTES and not unique_keys(bytes(raw)) for raw in raws):
         return None
     return list(zip(raws, judged, strict=True))
 
@@ -206,7 +229,7 @@ def _count_exactly_parsed_items(body: bytes, max_items: int) -> None:
     """The item bound for a body only the exact parser takes, checked before that parser builds every item."""
     countable = body.decode("utf-8", "replace").encode()
     countable = _LONG_DIGITS.sub(b"0", _LONE_SURROGATE_ESCAPE.sub(rb"\\u0041", countable))
-    count = array_length(countable, "items")
+    count = _array_length(countable)
     if count is not None:
         _check_item_count(count, max_items)
     elif len(body) > INLINE_BYTES:
@@ -246,3 +269,22 @@ def event_list_items(body: bytes, max_items: int, *, counted: bool = False) -> l
             "lower kube-apiserver's --audit-webhook-batch-max-size",
         )
     return items
+
+
+def item_key_problems(body: bytes) -> list[str | None]:
+    """For each item `event_list_items` returned for `body`, why it cannot be stored for its keys (as
+    `eventjson.key_problem` says it of one event), or None; an empty list when no item has such a problem (the
+    common case, told without keeping anything built)."""
+    if unique_keys(body):
+        return []
+    try:
+        pairs = parse_exactly_keeping_pairs(body)
+    except (ValueError, RecursionError):
+        # Not JSON: event_list_items has refused it. Too deep for the exact parser: some item is nested over
+        # ~1000 levels, refused for that (messages.MAX_NESTING); the others are published re-encoded from their
+        # parsed form, which holds one value per key, so nothing ambiguous is stored.
+        return []
+    # event_list_items has checked the envelope: an object giving each key once
+    items = next((value for key, value in pairs if key == "items"), None)
+    paths = (first_duplicate(item) for item in items or ())
+    return [None if path is None else duplicate_key_problem(render_path(path)) for path in paths]

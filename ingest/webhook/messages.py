@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -13,7 +14,7 @@ import orjson
 
 from auditlog.eventjson import identity
 from auditlog.events import MAX_EVENT_BYTES, problem
-from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE, reason_header
+from ingest.deadletter import DUPLICATE_KEY, NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE, reason_header
 from ingest.jetstream import MSG_ID_HEADER, dead_letter
 from ingest.msgid import dead_letter_msg_id, event_msg_id
 from ingest.webhook.settings import SOURCE
@@ -121,13 +122,25 @@ def sort_plain(
     return out
 
 
-def sort_items(items: list[Any], *, subject: str, dead_letter_subject: str, max_payload: int) -> Sorted:
-    """`max_payload`: the largest message (body and headers) that NATS and the stream accept."""
+def sort_items(
+    items: list[Any],
+    *,
+    subject: str,
+    dead_letter_subject: str,
+    max_payload: int,
+    key_problems: Sequence[str | None] = (),
+) -> Sorted:
+    """`max_payload`: the largest message (body and headers) that NATS and the stream accept. `key_problems`: why
+    each item as sent cannot be stored for its keys (`decoding.item_key_problems`), which its parsed form, holding
+    only the last of a key's values, no longer shows."""
     out = Sorted()
-    for item in items:
-        why = problem(item)
+    for index, item in enumerate(items):
+        why = key_problems[index] if index < len(key_problems) else None
+        code = DUPLICATE_KEY
+        if why is None:
+            why, code = problem(item), NOT_AUDIT_EVENT
         if why is not None:
-            code, payload = NOT_AUDIT_EVENT, _dump_any(item)
+            payload = _dump_any(item)
         else:
             try:
                 payload = _encode(item)

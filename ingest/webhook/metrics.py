@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
+from ingest.deadletter import DUPLICATE_KEY, NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
 from ingest.redaction.rules import BUILT_IN
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -26,7 +26,7 @@ DEAD_LETTERED = Counter(
 )
 # Every reason the webhook gives, exported at 0 from the start: a series born at 1 has no increase() in Prometheus,
 # and the first dead letter would never raise the dead-letter alert.
-for _reason in (OVERSIZE, NOT_AUDIT_EVENT, UNENCODABLE):
+for _reason in (OVERSIZE, NOT_AUDIT_EVENT, UNENCODABLE, DUPLICATE_KEY):
     DEAD_LETTERED.labels(_reason)
 REDACTED = Counter(
     "activity_webhook_events_redacted_total",

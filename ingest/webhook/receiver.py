@@ -28,6 +28,7 @@ from ingest.webhook.decoding import (
     check_content_type,
     decoded,
     event_list_items,
+    item_key_problems,
     plain_items,
     read_body,
 )
@@ -92,7 +93,8 @@ def _sort_body(body: Body, settings: WebhookSettings, max_payload: int, redactor
                 return len(plain), fast
         items = event_list_items(data, settings.max_items, counted=plain is not None)
         items = [redactor.redact_item(item) for item in items]
-        return len(items), sort_items(items, **where, max_payload=max_payload)
+        key_problems = item_key_problems(data)
+        return len(items), sort_items(items, **where, max_payload=max_payload, key_problems=key_problems)
 
 
 async def _answer_events(request: web.Request) -> web.Response:
