@@ -165,7 +165,7 @@ def test_a_key_given_twice_anywhere_is_refused_by_webhook_and_consumer_naming_it
     sorted_items = _webhook(_body([good, payload, good]))
     assert [m.data for m in sorted_items.events] == [good, good]
     assert sorted_items.dead_letter_reasons == {DUPLICATE_KEY: 1}
-    assert [m.headers[REASON_HEADER] for m in sorted_items.dead_letters] == [why]
+    assert [m.headers[REASON_HEADER] for m in sorted_items.dead_letters] == [f"{DUPLICATE_KEY}: {why}"]
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=[f"{e['level']}-{e['verb']}-{n}" for n, e in enumerate(EVENTS)])
@@ -237,7 +237,7 @@ def test_a_credential_hidden_behind_a_second_data_key_is_never_published() -> No
     sorted_items = sort_items(items, **WHERE, max_payload=MAX_PAYLOAD, key_problems=item_key_problems(body))
     assert not sorted_items.events
     assert [m.headers[REASON_HEADER] for m in sorted_items.dead_letters] == [
-        key_problem(payload)
+        f"{DUPLICATE_KEY}: {key_problem(payload)}"
     ] and "requestObject.data" in str(key_problem(payload))
     assert b"c2Vj" not in sorted_items.dead_letters[0].data
 
