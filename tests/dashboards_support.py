@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import promql_parser
 
-from activity.dashboards.build import DASHBOARDS
-from activity.dashboards.macros import TimeRange
-from activity.dashboards.model import GRID_WIDTH, LabelVariable, Panel, PromTarget, QueryVariable, SqlTarget
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.dashboards.build import DASHBOARDS
+from activity.devtools.dashboards.macros import TimeRange
+from activity.devtools.dashboards.model import GRID_WIDTH, LabelVariable, Panel, PromTarget, QueryVariable, SqlTarget
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.storage import Store
 
 REPO = Path(__file__).resolve().parents[1]

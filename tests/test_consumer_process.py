@@ -27,7 +27,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
-from activity.natsd import NatsServer, free_port
+from activity.devtools.natsd import NatsServer, free_port
 from auditlog.config import parse_store_dsn
 from auditlog.storage import Store
 from ingest.jetstream import DURABLE, STREAM, connect

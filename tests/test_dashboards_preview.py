@@ -7,7 +7,7 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from activity.dashboards.promeval import Evaluator, Scrapes, Unsupported, bucket_quantile
+from activity.devtools.dashboards.promeval import Evaluator, Scrapes, Unsupported, bucket_quantile
 
 BEFORE = """
 # TYPE req_total counter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store
 

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from webhook_support import JSON, event_list, stored
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer, free_port
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer, free_port
 from ingest.jetstream import STREAM, connect
 from ingest.webhook.command import host_port
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import yaml
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
-from activity.up.banner import READY_LINE
-from activity.up.demo import DemoTraffic
-from activity.up.layout import HOST
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.up.banner import READY_LINE
+from activity.devtools.up.demo import DemoTraffic
+from activity.devtools.up.layout import HOST
 
 UP_COMMAND = (sys.executable, "-m", "activity.cli", "up")
 START_TIMEOUT_S = 90.0  # the machine is shared: generous, never asserted on
