@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
@@ -58,10 +59,9 @@ def free_port_base(count: int = 5) -> int:
 def process_alive(pid: int) -> bool:
     """True while `pid` runs (a zombie counts as ended)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def env_with_scripts_first(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,12 +1,8 @@
 """A large realistic audit history, generated inside ClickHouse in seconds rather than in Python in hours.
 
-The realism comes from the one event generator (activity.devtools.loadgen.events): it produces a pool of request pairs in
-Python once, and an `INSERT … SELECT FROM numbers()` replays that pool as many times as needed, giving every
-request its own auditID and its own time (the JSON text is rewritten, so the derived columns agree with it).
-The mix of users, verbs, resources, tenants, status codes and event sizes is therefore the generator's.
-
-Request 0 is the newest, at `anchor`; higher request numbers go back in time at a steady rate, so growing a
-history from 1M to 10M events adds older events and leaves the newest hours identical.
+The loadgen generator makes a pool of request pairs once; an `INSERT … SELECT FROM numbers()` replays it with a
+fresh auditID and time per request (the JSON is rewritten, so derived columns agree). Request 0 is the newest, at
+`anchor`; growing a history adds older events and leaves the newest hours identical.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
 
 def start_activity(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """`activity ARGS...` in a child process, output to `log`."""
@@ -44,35 +47,33 @@ def wait_http_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:g}s")
 
 
-def metric_value(url: str, sample: str) -> float:
-    """One sample (e.g. `errors_total{kind="transient"}`) of a Prometheus /metrics page; 0 when absent or down."""
+def metric_value(url: str, sample: str, **labels: str) -> float:
+    """One sample (e.g. `activity_consumer_store_errors_total`, kind="transient") of a Prometheus /metrics page;
+    0 when absent or down."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             text = response.read().decode()
     except (urllib.error.URLError, OSError):
         return 0.0
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == sample:
-            return float(value)
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == sample and found.labels == labels:
+                return float(found.value)
     return 0.0
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of a live process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """Resident set size of a live process."""
+    return int(psutil.Process(pid).memory_info().rss)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a live process has used, all its threads, from /proc (Linux); 0 if it is gone."""
+    """User + system CPU seconds a live process has used, all its threads; 0 if it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (stat fields 14, 15)
+    return float(times.user + times.system)
 
 
 @dataclass(frozen=True)

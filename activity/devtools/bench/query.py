@@ -1,11 +1,8 @@
 """`activity bench query`: AuditLogQuery through the real API server vs the same SQL run directly, same data.
 
-One process hosts the embedded engine, the API server (TLS, client-certificate authn, AlwaysAllow) and the
-client, so both sides read the same store. The history grows in place (1M, then 10M events by default: older
-events are added, the newest hours stay identical), and at each size every (page size, filter) pair is measured
-as alternating pairs of requests: the API path is POST → 201 with the body read; the raw path is the page SQL the
-service runs (auditlog.reading.read_page_sync, same filter translation, same parameters) on a direct client.
-Targets (issue 3): API p50 <= 1.25x raw at 100 rows and <= 1.5x at 1000 rows; p50 at 10M <= 2x p50 at 1M.
+One process hosts the embedded engine, the API server and the client; the history grows in place and each
+(page size, filter) pair is measured as alternating API/raw requests (the raw side runs the service's own page
+SQL on a direct client). Targets and results: docs/benchmarks.md.
 """
 
 from __future__ import annotations

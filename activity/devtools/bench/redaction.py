@@ -114,9 +114,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events of each traffic mix")
     parser.add_argument("--runs", type=int, default=5, help="timed passes over them; the table shows medians")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (400 events, 1 run): a smoke run")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.events, args.runs = 400, 1
     if min(args.events, args.runs) < 1:
         print("error: --events and --runs must be positive", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +36,6 @@ def scrape(url: str) -> list[Metric]:
 
 def scrape_all(ports: Ports) -> dict[str, list[Metric]]:
     return {service: scrape(url) for service, url in metrics_urls(ports).items()}
-
-
-def sample_names(families: Iterable[Metric]) -> set[str]:
-    """Names of the samples actually exposed (`x_total`, `x_bucket`, ...): what a PromQL selector matches."""
-    return {sample.name for family in families for sample in family.samples}
 
 
 def _post(url: str, body: bytes) -> int:

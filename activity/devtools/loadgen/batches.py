@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -69,7 +69,6 @@ class Batch:
     events: int  # valid items
     response_complete: int  # valid items at stage ResponseComplete (the ones the consumer stores)
     malformed: int
-    malformed_kinds: tuple[str, ...] = field(default=())
 
     @property
     def items(self) -> int:
@@ -110,14 +109,12 @@ def batches(plan: TrafficPlan) -> Iterator[Batch]:
     pending: list[tuple[Any, str | None]] = []
 
     def cut() -> Batch:
-        kinds = tuple(kind for _, kind in pending if kind is not None)
         valid = [item for item, kind in pending if kind is None]
         return Batch(
             body=event_list([item for item, _ in pending]),
             events=len(valid),
             response_complete=sum(1 for e in valid if e["stage"] == "ResponseComplete"),
-            malformed=len(kinds),
-            malformed_kinds=kinds,
+            malformed=len(pending) - len(valid),
         )
 
     for pair in items(plan):

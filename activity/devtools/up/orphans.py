@@ -12,15 +12,16 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
 def _command_line(pid: int) -> list[str]:
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return list(psutil.Process(pid).cmdline())
+    except psutil.Error:  # gone, a zombie, or not ours to read
         return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def _alive(pid: int) -> bool:
