@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from activity.devtools.bench.processes import cpu_seconds, metric_value, rss_bytes
+from activity.devtools.bench.processes import cpu_seconds, metric_value, rss_bytes, sample_value
 
 # What a scrape may hold beyond `name{labels} value`: HELP text quoting a sample, more labels in another order,
 # escaped label values, and timestamps.
@@ -55,6 +55,7 @@ def test_a_sample_is_found_by_name_and_labels_whatever_else_the_page_holds(metri
     assert metric_value(metrics_url, name, kind='quote " in it') == 11
     assert metric_value(metrics_url, name, kind="x") == 0  # only quoted in the HELP text
     assert metric_value(metrics_url, name) == 0  # no sample without labels
+    assert sample_value(EXPOSITION.decode(), name, kind="x") is None  # absent, not zero, for a test to tell
 
 
 def test_a_page_that_does_not_answer_reads_as_zero() -> None:

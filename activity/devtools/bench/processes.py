@@ -47,19 +47,24 @@ def wait_http_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:g}s")
 
 
-def metric_value(url: str, sample: str, **labels: str) -> float:
-    """One sample (e.g. `activity_consumer_store_errors_total`, kind="transient") of a Prometheus /metrics page;
-    0 when absent or down."""
+def sample_value(exposition: str, name: str, **labels: str) -> float | None:
+    """The sample `name` with exactly `labels` in a Prometheus text exposition; None when it has none."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return None
+
+
+def metric_value(url: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus /metrics page (e.g. `errors_total`, kind="transient"); 0 when absent or down."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             text = response.read().decode()
     except (urllib.error.URLError, OSError):
         return 0.0
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == sample and found.labels == labels:
-                return float(found.value)
-    return 0.0
+    found = sample_value(text, name, **labels)
+    return 0.0 if found is None else found
 
 
 def rss_bytes(pid: int) -> int:
