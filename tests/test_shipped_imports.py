@@ -59,23 +59,35 @@ def test_every_shipped_module_imports_with_only_the_base_dependencies() -> None:
     assert all(why.startswith("ModuleNotFoundError") for why in refused.values()), refused
 
 
+def _imports(module: str) -> set[str]:
+    """Every absolute module name `module`'s source imports, at the top or inside functions."""
+    path = REPO.joinpath(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
 def test_every_base_dependency_is_imported_by_shipped_code() -> None:
     # A package only the tools or the tests use belongs in an extra, not in every install and the image.
-    imported = set()
-    for module in shipped_modules():
-        spec_path = REPO.joinpath(*module.split("."))
-        path = spec_path / "__init__.py" if spec_path.is_dir() else spec_path.with_suffix(".py")
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.partition(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                imported.add(node.module.partition(".")[0])
+    imported = {name.partition(".")[0] for module in shipped_modules() for name in _imports(module)}
     provides: dict[str, set[str]] = {}
     for module, owners in metadata.packages_distributions().items():
         for owner in owners:
             provides.setdefault(key(owner), set()).add(module)
     unused = [str(r) for r in requirements() if not provides.get(key(r.name), set()) & imported]
     assert unused == []
+
+
+def test_no_shipped_module_imports_a_developer_tool_even_lazily() -> None:
+    reaching = {
+        module: sorted(n for n in _imports(module) if n.startswith(DEVTOOLS + ".")) for module in shipped_modules()
+    }
+    assert {module: names for module, names in reaching.items() if names} == {}
 
 
 def test_the_cli_marks_exactly_the_devtools_commands_as_tools() -> None:
