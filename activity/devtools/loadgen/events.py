@@ -1,14 +1,9 @@
 """Realistic audit events, shaped like kube-apiserver's, deterministic for a seed.
 
-Each request yields a RequestReceived and a ResponseComplete event with the same auditID, as kube-apiserver
-sends them. Users mix people, service accounts and `system:` components; objects spread over namespaces,
-resources and tenants (scope annotations). The generator keeps the cluster's state: each object exists or not,
-with a uid (a new one when it is created again after a delete), a resourceVersion from one cluster-wide counter
-(so it only grows) and a generation; a request is answered as kube-apiserver would answer it in that state (get
-of a missing object 404, create of an existing one 409, list/watch 200, create 201, delete 200 with a Status).
-Writes at RequestResponse level carry request/response objects whose spec changes from one write to the next,
-so `history --diff` tells a believable story. Sizes follow real clusters (Metadata events ~1 KB,
-RequestResponse ones a few KB with managedFields), because ingest speed depends on them.
+Each request yields a RequestReceived and a ResponseComplete event with one auditID. The generator keeps the
+cluster's state (objects exist or not, with uid, resourceVersion and generation), so each request is answered as
+kube-apiserver would answer it and `history --diff` tells a believable story; users, namespaces, resources,
+tenants and event sizes mix as in real clusters, because ingest speed depends on them.
 
 `malformed()` breaks an event in one of the ways the ingest path must survive (see auditlog.events.problem).
 """
