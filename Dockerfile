@@ -1,5 +1,6 @@
 # One image for every program: `activity apiserver | webhook | consume | migrate`.
-# Without the `embedded` extra: in a cluster the programs talk to ClickHouse over HTTP and to a NATS server.
+# No extra: in a cluster the programs talk to ClickHouse over HTTP and to a NATS server (no `embedded` engine), and
+# the developer tools (`tools`: up, loadgen, bench) are not what the image runs.
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

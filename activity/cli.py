@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from activity.devtools import INSTALL_HINT
+
 
 class Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
@@ -18,7 +20,10 @@ class Command(Protocol):
 
 # name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "up": ("activity.up.command", "run the whole pipeline on this machine: NATS, store, webhook, consumer, API"),
+    "up": (
+        "activity.devtools.up.command",
+        "run the whole pipeline on this machine: NATS, store, webhook, consumer, API",
+    ),
     "migrate": ("activity.commands.migrate", "create or upgrade the ClickHouse schema (idempotent)"),
     "webhook": (
         "ingest.webhook.command",
@@ -29,9 +34,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "move audit events from JetStream into ClickHouse, acking after insert",
     ),
     "apiserver": ("apiserver.command", "serve AuditLogQuery as a Kubernetes aggregated API server"),
-    "loadgen": ("activity.loadgen.command", "send realistic audit webhook traffic to a receiver"),
-    "bench": ("activity.bench.command", "measure our paths against the raw ceilings and print the ratios"),
+    "loadgen": ("activity.devtools.loadgen.command", "send realistic audit webhook traffic to a receiver"),
+    "bench": ("activity.devtools.bench.command", "measure our paths against the raw ceilings and print the ratios"),
 }
+
+# The developer tools (activity/devtools/): their dependencies come with an extra, not with a plain install or the
+# server image.
+TOOLS = frozenset({"up", "loadgen", "bench"})
 
 ENV_PREFIX = "ACTIVITY_"
 
@@ -81,7 +90,17 @@ def _env_value(action: argparse.Action, raw: str) -> Any:
 
 
 def load(name: str) -> Command:
-    return importlib.import_module(COMMANDS[name][0])
+    try:
+        return importlib.import_module(COMMANDS[name][0])
+    except ImportError as err:
+        if name in TOOLS:
+            raise _needs_extra(name, err) from err
+        raise
+
+
+def _needs_extra(name: str, err: ImportError) -> SystemExit:
+    """A tool run without its extra: what to install, not a traceback."""
+    return SystemExit(f"activity {name} is a developer tool: {INSTALL_HINT} ({type(err).__name__}: {err})")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -106,7 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     chosen = chosen if chosen in COMMANDS else None
     args = build_parser(chosen).parse_args(argv)
-    return int(load(args.command).run(args) or 0)
+    command = load(args.command)
+    try:
+        return int(command.run(args) or 0)
+    except ImportError as err:  # a tool may import a dependency of its extra only when it needs it
+        if args.command in TOOLS:
+            raise _needs_extra(args.command, err) from err
+        raise
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import orjson
 import pytest
 import yaml
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from apiserver.app import ApiServerHandle, ApiServerSettings, start_apiserver
 from apiserver.auditlogquery.types import QuerySettings
 from apiserver.auth.authconfig import AuthSettings

@@ -21,7 +21,7 @@ from celpy import celtypes
 from celpy.evaluation import CELEvalError, Evaluator
 from google.protobuf import message_factory
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from apiserver.auditlogquery.filter.schema import MESSAGE_NAMES, PACKAGE, environment, schema
 from auditlog.events import parse_timestamp, problem
 from auditlog.fields import FIELDS, Field, FieldKind

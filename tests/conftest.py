@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from auditlog.config import StoreConfig, parse_store_dsn
 from auditlog.schema import migrate
 from auditlog.storage import Store

@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 from polling import eventually  # noqa: F401 - the consumer tests wait with it
 from webhook_support import stored
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store
 from ingest.consumer.consumer import Consumer

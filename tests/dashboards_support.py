@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import promql_parser
+from prometheus_client.metrics_core import Metric
 
-from activity.dashboards.build import DASHBOARDS
-from activity.dashboards.macros import TimeRange
-from activity.dashboards.model import GRID_WIDTH, LabelVariable, Panel, PromTarget, QueryVariable, SqlTarget
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.dashboards.build import DASHBOARDS
+from activity.devtools.dashboards.macros import TimeRange
+from activity.devtools.dashboards.metricnames import parse
+from activity.devtools.dashboards.model import GRID_WIDTH, LabelVariable, Panel, PromTarget, QueryVariable, SqlTarget
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.storage import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,3 +169,32 @@ def kept_labels(node: object) -> set[str] | None:
     if isinstance(node, promql_parser.ParenExpr):
         return kept_labels(node.expr)
     return None
+
+
+def _walk(node: object) -> set[str]:
+    if isinstance(node, promql_parser.VectorSelector):
+        if node.name:
+            return {node.name}
+        names = {m.value for m in node.matchers.matchers if m.name == "__name__"}
+        return names
+    if isinstance(node, promql_parser.MatrixSelector):
+        return _walk(node.vector_selector)
+    if isinstance(node, promql_parser.BinaryExpr):
+        return _walk(node.lhs) | _walk(node.rhs)
+    if isinstance(node, promql_parser.Call):
+        return set().union(*(_walk(arg) for arg in node.args)) if node.args else set()
+    if isinstance(node, promql_parser.AggregateExpr | promql_parser.ParenExpr | promql_parser.UnaryExpr):
+        return _walk(node.expr) | (_walk(node.param) if isinstance(node, promql_parser.AggregateExpr) else set())
+    if isinstance(node, promql_parser.SubqueryExpr):
+        return _walk(node.expr)
+    return set()  # number and string literals
+
+
+def metric_names(expr: str) -> set[str]:
+    """Every metric name a panel's PromQL selects."""
+    return _walk(parse(expr))
+
+
+def sample_names(families: Iterable[Metric]) -> set[str]:
+    """Names of the samples actually exposed (`x_total`, `x_bucket`, ...): what a PromQL selector matches."""
+    return {sample.name for family in families for sample in family.samples}

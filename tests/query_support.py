@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from apiserver.auditlogquery.service import QueryService
 from apiserver.auditlogquery.timerange import to_us
 from apiserver.auditlogquery.types import QueryResult, QuerySettings, QuerySpec

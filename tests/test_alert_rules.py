@@ -26,9 +26,9 @@ from alert_rules_support import (
 from manifests_support import CRDS, crd_schemas
 from up_support import running_up
 
-from activity.dashboards import pipeline
-from activity.dashboards.livestack import Exercised, exercise, scrape_all
-from activity.up.layout import Ports
+from activity.devtools.dashboards import pipeline
+from activity.devtools.dashboards.livestack import Exercised, exercise, scrape_all
+from activity.devtools.up.layout import Ports
 from ingest.consumer.freshness import AGE_BUCKETS
 
 SCRAPE_TIMEOUT_S = 90.0  # the machine is shared; never asserted on

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from activity.cli import build_parser
-from activity.natsd import free_port
+from activity.devtools.natsd import free_port
 from apiserver.auth.authorize import Mode
 from apiserver.command import settings_from_args
 from apiserver.http.certs import CertificateAuthority

@@ -7,7 +7,7 @@ from pathlib import Path
 from apiserver_support import ApiServerEnv, apiserver, running_apiserver
 from prometheus_client.parser import text_string_to_metric_families
 
-from activity.natsd import free_port
+from activity.devtools.natsd import free_port
 
 __all__ = ["apiserver"]  # the fixture, imported for pytest
 

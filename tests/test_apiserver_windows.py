@@ -3,17 +3,19 @@ windows too long to query, refused before any store work."""
 
 from __future__ import annotations
 
-import re
-
 from apiserver_support import ApiServerEnv, apiserver
+from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = ["apiserver"]  # the fixture, imported for pytest
 
-STORE_CALLS = re.compile(r"^activity_storage_query_duration_seconds_count\{[^}]*\} (\S+)$", re.MULTILINE)
-
 
 def _store_calls(env: ApiServerEnv) -> float:
-    return sum(float(v) for v in STORE_CALLS.findall(env.metrics()))
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(env.metrics())
+        for sample in family.samples
+        if sample.name == "activity_storage_query_duration_seconds_count"
+    )
 
 
 def test_url_timeouts_follow_kube_apiserver(apiserver: ApiServerEnv) -> None:

@@ -7,8 +7,8 @@ import re
 import subprocess
 import sys
 
-from activity.bench.ingest import PARTS
-from activity.bench.processes import RssTrace
+from activity.devtools.bench.ingest import PARTS
+from activity.devtools.bench.processes import RssTrace
 
 MB = 1024 * 1024
 

@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 
-def test_a_small_run_reports_both_traffic_mixes() -> None:
+
+@pytest.mark.parametrize("sizes", [["--events", "400", "--runs", "1"], ["--quick"]], ids=" ".join)
+def test_a_small_run_reports_both_traffic_mixes(sizes: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "activity.cli", "bench", "redaction", "--events", "400", "--runs", "1", "--json"],
+        [sys.executable, "-m", "activity.cli", "bench", "redaction", *sizes, "--json"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -26,7 +26,7 @@ from consumer_support import (
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from auditlog.storage import Store
 from ingest.deadletter import INSERT_REJECTED, NOT_AUDIT_EVENT, NOT_JSON, OVERSIZE
 from ingest.jetstream import (

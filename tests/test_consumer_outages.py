@@ -20,7 +20,7 @@ from consumer_support import (
     stored_keys,
 )
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from auditlog.config import StoreConfig, parse_store_dsn
 from auditlog.schema import migrate
 from auditlog.storage import Store

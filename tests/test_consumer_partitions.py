@@ -32,7 +32,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 from webhook_support import running_webhook, stored
 
-from activity.natsd import NatsServer, free_port
+from activity.devtools.natsd import NatsServer, free_port
 from auditlog.config import parse_store_dsn
 from auditlog.storage import Store
 from ingest.consumer.probes import start_probes

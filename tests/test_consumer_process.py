@@ -27,7 +27,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
-from activity.natsd import NatsServer, free_port
+from activity.devtools.bench.processes import sample_value
+from activity.devtools.natsd import NatsServer, free_port
 from auditlog.config import parse_store_dsn
 from auditlog.storage import Store
 from ingest.jetstream import DURABLE, STREAM, connect
@@ -113,8 +114,8 @@ async def test_sigterm_flushes_the_held_batch_acks_and_exits_0_and_probes_answer
             assert await _status(http, base + "/healthz", 200)
             async with http.get(base + "/metrics") as response:
                 metrics = await response.text()
-        assert "activity_consumer_events_inserted_total 0.0" in metrics  # held, not stored, until SIGTERM
-        assert 'activity_consumer_messages_dead_lettered_total{reason="not-json"} 0.0' in metrics
+        assert sample_value(metrics, "activity_consumer_events_inserted_total") == 0  # held, not stored, until SIGTERM
+        assert sample_value(metrics, "activity_consumer_messages_dead_lettered_total", reason="not-json") == 0
 
         process.send_signal(signal.SIGTERM)
         assert await _exited(process) == 0

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from activity.cli import apply_env_defaults, build_parser
-from activity.loadgen.events import EventGenerator
+from activity.devtools.loadgen.events import EventGenerator
 from auditlog.events import utc_day
 from auditlog.storeerrors import InsertFailure, classify
 from ingest.consumer.command import add_arguments, settings_from

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from dashboards_support import GRAFANA_DASHBOARD_CRD, REPO, problems
 
-from activity.dashboards.build import DASHBOARDS, JSON_DIR, RESOURCE_DIR, main, outputs, stale
+from activity.devtools.dashboards.build import DASHBOARDS, JSON_DIR, RESOURCE_DIR, main, outputs, stale
 
 
 def _committed(stem: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def _committed(stem: str) -> dict[str, Any]:
 
 
 def test_the_committed_files_are_what_the_generator_writes() -> None:
-    assert stale(REPO) == [], "run `python -m activity.dashboards.build` and commit the result"
+    assert stale(REPO) == [], "run `python -m activity.devtools.dashboards.build` and commit the result"
 
 
 def test_check_mode_reports_a_file_edited_by_hand(tmp_path: Path) -> None:

@@ -9,13 +9,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from dashboards_support import kept_labels, label_variables, prom_expressions, prom_targets
+from dashboards_support import kept_labels, label_variables, metric_names, prom_expressions, prom_targets, sample_names
 from up_support import running_up
 
-from activity.dashboards import pipeline
-from activity.dashboards.livestack import Exercised, exercise, sample_names, scrape_all
-from activity.dashboards.metricnames import metric_names, parse
-from activity.up.layout import Ports
+from activity.devtools.dashboards import pipeline
+from activity.devtools.dashboards.livestack import Exercised, exercise, scrape_all
+from activity.devtools.dashboards.metricnames import parse
+from activity.devtools.up.layout import Ports
 
 SCRAPE_TIMEOUT_S = 90.0  # the machine is shared; never asserted on
 

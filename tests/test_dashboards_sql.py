@@ -13,9 +13,9 @@ from dashboards_support import ALL_SELECTED, TIME, load, query_variables, sql_pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from activity.dashboards import sqlrun
-from activity.dashboards.macros import TimeRange, render, singlequote
-from activity.dashboards.model import ColumnKind, SqlFormat
+from activity.devtools.dashboards import sqlrun
+from activity.devtools.dashboards.macros import TimeRange, render, singlequote
+from activity.devtools.dashboards.model import ColumnKind, SqlFormat
 from auditlog.config import StoreConfig
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION
 from auditlog.storage import Store

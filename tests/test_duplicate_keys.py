@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from polling import eventually
 from webhook_support import running_webhook, stored
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer
 from auditlog.config import parse_store_dsn
 from auditlog.eventjson import DEEPER_THAN_CHECKED, key_problem, storable, valid_json
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION, STAGES

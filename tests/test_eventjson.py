@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activity.loadgen.batches import TrafficPlan, batches
-from activity.loadgen.events import EventGenerator
+from activity.devtools.loadgen.batches import TrafficPlan, batches
+from activity.devtools.loadgen.events import EventGenerator
 from auditlog.eventjson import loads_exact, storable, valid_json
 from auditlog.events import MAP_FIELDS, NESTED_FIELDS, STRING_FIELDS, STRING_LIST_FIELDS, problem, utc_day
 from auditlog.fields import STAGES

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activity.loadgen.events import EventGenerator
+from activity.devtools.loadgen.events import EventGenerator
 from auditlog.events import problem
 
 GOOD: dict[str, Any] = {"auditID": "a1", "stage": "ResponseComplete", "stageTimestamp": "2026-11-28T10:00:00.5+02:00"}

@@ -15,8 +15,8 @@ from polling import eventually
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from webhook_support import running_webhook
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.natsd import NatsServer
 from auditlog.storage import Store
 from ingest.consumer.freshness import AGE_BUCKETS, AgeHistogram, ages, stage_time
 from ingest.jetstream import connect

@@ -7,49 +7,23 @@ on pip's unpack order they replaced opentelemetry-proto's and the OTLP exporter 
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import re
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from base_install_support import closure
 from packaging.requirements import Requirement
 
 # chdb and chdb-core are one project split in two; both ship chdb/__init__.py on purpose.
 SAME_PROJECT = {frozenset({"chdb", "chdb-core"})}
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _installed_closure(root: str, extras: tuple[str, ...]) -> set[str]:
-    """The installed distributions `root[extras]` depends on, transitively (by normalised name)."""
-    seen: dict[str, set[str]] = {}
-    todo = [(root, extras)]
-    while todo:
-        name, wanted = todo.pop()
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue  # a dependency for another platform or Python
-        done = seen.get(_key(name))
-        if done is not None and set(wanted) <= done:
-            continue
-        seen.setdefault(_key(name), set()).update(wanted)
-        for line in dist.requires or []:
-            requirement = Requirement(line)
-            marker = requirement.marker
-            if marker is None or any(marker.evaluate({"extra": extra}) for extra in wanted or ("",)):
-                todo.append((requirement.name, tuple(requirement.extras)))
-    return set(seen)
-
-
 def test_no_two_dependencies_ship_the_same_file() -> None:
     owners: dict[str, set[str]] = defaultdict(set)
-    closure = _installed_closure("activity", ("dev",))
-    assert {"activity", "opentelemetry-proto", "cel-expr-python", "chdb"} <= closure
-    for name in closure:
+    installed = closure([Requirement("activity[dev]")])
+    assert {"activity", "opentelemetry-proto", "cel-expr-python", "chdb"} <= installed
+    for name in installed:
         for path in metadata.distribution(name).files or []:
             text = str(path)
             if not text.startswith("..") and ".dist-info/" not in text and "__pycache__" not in text:

@@ -17,7 +17,7 @@ from polling import eventually
 from webhook_support import event_list, running_webhook
 
 from activity.cli import build_parser
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from apiserver.command import settings_from_args
 from auditlog.listener import GuardedSite, ListenerLimits, listener_limits
 from auditlog.storage import Store

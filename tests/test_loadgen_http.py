@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from activity.cli import main
-from activity.loadgen.batches import TrafficPlan, batches
-from activity.loadgen.sender import Delivery, Progress, post_batches, send
-from activity.natsd import free_port
+from activity.devtools.loadgen.batches import TrafficPlan, batches
+from activity.devtools.loadgen.sender import Delivery, Progress, post_batches, send
+from activity.devtools.natsd import free_port
 from auditlog.events import problem
 
 
@@ -27,6 +27,7 @@ class RecordingReceiver:
     url: str = ""
     script: list[int] = field(default_factory=list)
     report_dead_letters: bool = False
+    retry_after: str = ""  # the Retry-After header of scripted answers
     bodies: list[bytes] = field(default_factory=list)  # accepted bodies, inflated
     attempts: int = 0
     encodings: set[str] = field(default_factory=set)
@@ -39,7 +40,8 @@ class RecordingReceiver:
         self.answered.set()
         if self.script:
             status = self.script.pop(0)
-            return web.Response(status=status, text=f"scripted {status}")
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return web.Response(status=status, text=f"scripted {status}", headers=headers)
         self.bodies.append(body)
         answer: dict[str, Any] = {}
         if self.report_dead_letters:
@@ -89,6 +91,13 @@ async def test_503_is_retried_until_accepted(receiver: RecordingReceiver) -> Non
     summary = await send(TrafficPlan(events=40, batch=400), _delivery(receiver))
     assert receiver.attempts == 4 and summary.retries == 3
     assert len(receiver.items()) == 40 and summary.ok
+
+
+async def test_the_receivers_retry_after_replaces_the_backoff(receiver: RecordingReceiver) -> None:
+    # A backoff of 10 minutes would outlast the bound; the receiver's Retry-After: 1 is what is waited.
+    receiver.script, receiver.retry_after = [503], "1"
+    summary = await asyncio.wait_for(send(TrafficPlan(events=5), _delivery(receiver, initial_backoff_s=600)), 120)
+    assert receiver.attempts == 2 and summary.retries == 1 and summary.ok
 
 
 async def test_a_batch_still_refused_after_every_attempt_is_dropped_and_reported(receiver: RecordingReceiver) -> None:

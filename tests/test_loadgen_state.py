@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activity.loadgen.batches import TrafficPlan, items
-from activity.loadgen.events import KINDS, EventGenerator, GeneratorSettings
-from activity.up.demo import DemoTraffic
+from activity.devtools.loadgen.batches import TrafficPlan, items
+from activity.devtools.loadgen.events import KINDS, EventGenerator, GeneratorSettings
+from activity.devtools.up.demo import DemoTraffic
 
 REQUESTS = 10_000
 

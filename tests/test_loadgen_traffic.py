@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activity.loadgen.batches import TrafficPlan, batches, clocked_plan, items
-from activity.loadgen.events import MALFORMED_KINDS, SYSTEM_USERS, TENANTS, malformed
+from activity.devtools.loadgen.batches import TrafficPlan, batches, clocked_plan, items
+from activity.devtools.loadgen.events import MALFORMED_KINDS, SYSTEM_USERS, TENANTS, malformed
 from auditlog.events import problem
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION
 

@@ -13,9 +13,9 @@ from nats.aio.client import Client as NATS
 from polling import eventually
 from webhook_support import msg_ids, stored
 
-from activity.loadgen.batches import TrafficPlan, items
-from activity.loadgen.sender import Delivery, send
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.batches import TrafficPlan, items
+from activity.devtools.loadgen.sender import Delivery, send
+from activity.devtools.natsd import NatsServer
 from auditlog.storage import Store
 from ingest.jetstream import DEAD_LETTER_STREAM, MSG_ID_HEADER, STREAM, connect
 from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook

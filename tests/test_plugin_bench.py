@@ -6,15 +6,18 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 NUMBER = re.compile(r"^\d+\.\d{3}$")
 
 
-ARGS = ("bench", "plugin", "--events", "20", "--iterations", "1", "--only", "help", "--only", "query")
+ARGS = ("bench", "plugin", "--only", "help", "--only", "query")
 
 
-def test_a_short_run_prints_wall_server_and_plugin_time_per_command() -> None:
+@pytest.mark.parametrize("sizes", [["--events", "20", "--iterations", "1"], ["--quick"]], ids=" ".join)
+def test_a_short_run_prints_wall_server_and_plugin_time_per_command(sizes: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "activity.cli", *ARGS],
+        [sys.executable, "-m", "activity.cli", *ARGS, *sizes],
         capture_output=True,
         text=True,
         timeout=300,

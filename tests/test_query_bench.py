@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from activity.bench.query import FILTERS, PAGE_SIZES, QUICK
+from activity.devtools.bench.query import FILTERS, PAGE_SIZES, QUICK
 
 NUMBER = re.compile(r"^-?\d[\d,]*(\.\d+)?$")
 

@@ -6,7 +6,7 @@ import hashlib
 
 import orjson
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store
 

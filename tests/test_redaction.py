@@ -15,7 +15,7 @@ import pytest
 from redaction_support import KEY, Case, audit_event, b64, cases, leaks, markers_at, secret
 
 from activity.cli import EnvDefaultsFormatter, apply_env_defaults
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog.redaction import MARKER_PREFIX, is_marker, marker
 from ingest.redaction import RedactionSettings, Redactor, parse_path, parse_rule
 from ingest.redaction.flags import add_arguments, settings_from

@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from redaction_support import KEY, audit_event, b64, cases, event_key, leaks, markers_at, secret
 from webhook_support import Running, event_list, running_webhook, stored
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.natsd import NatsServer
 from auditlog.storage import Store
 from ingest.jetstream import DEAD_LETTER_STREAM, STREAM
 from ingest.redaction import RedactionSettings

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from redaction_support import KEY, audit_event, b64, event_key, leaks, secret
 from webhook_support import Running, running_webhook, stored
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.natsd import NatsServer
 from ingest.jetstream import STREAM
 from ingest.redaction import RedactionSettings, Redactor
 

@@ -7,7 +7,7 @@ import re
 
 from alert_rules_support import RUNBOOKS, alerts
 
-from activity.dashboards.build import DASHBOARDS
+from activity.devtools.dashboards.build import DASHBOARDS
 
 INDEX = RUNBOOKS / "README.md"
 SECTIONS = ("## Meaning", "## Impact", "## Confirm", "## Act")

@@ -20,7 +20,7 @@ import yaml
 from scenario_support import Change
 from up_support import UpProcess, running_up
 
-from activity.loadgen.batches import event_list
+from activity.devtools.loadgen.batches import event_list
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "scenario@example.com"

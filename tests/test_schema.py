@@ -10,7 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from pytest import MonkeyPatch
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
 from auditlog import schema
 from auditlog.config import StoreConfig, parse_store_dsn
 from auditlog.fields import FIELDS, SCOPE_NAME_COLUMN, SCOPE_TYPE_COLUMN

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webhook_support import running_webhook, stored
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer
 from auditlog.config import parse_store_dsn
 from auditlog.eventjson import loads_exact
 from auditlog.events import MAX_EVENT_BYTES, MAX_RETENTION_DAYS, problem, utc_day

@@ -17,7 +17,7 @@ import pytest
 from auth_support import CertificateAuthority
 from consumer_support import spawn_consumer
 
-from activity.natsd import NatsServer, free_port
+from activity.devtools.natsd import NatsServer, free_port
 from auditlog.config import parse_store_dsn
 from auditlog.storelock import LOCK_FILE, StoreInUse, claim, holder
 

@@ -18,7 +18,7 @@ from consumer_support import drained, running
 from polling import eventually
 from webhook_support import Running, running_webhook
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store

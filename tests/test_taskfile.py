@@ -77,7 +77,7 @@ def test_the_everyday_tasks_run_the_commands_ci_runs() -> None:
     assert "python3 -m ruff check ." in ci and "python3 -m mypy" in ci
     assert dry("setup") == [f"{python} -m pip install -e '.[dev]'"]
     assert dry("dev") == ["activity up --with-demo-traffic"]
-    assert dry("generate") == [f"{python} -m activity.dashboards.build"]
+    assert dry("generate") == [f"{python} -m activity.devtools.dashboards.build"]
 
 
 def test_bench_runs_every_area_the_bench_command_has() -> None:
@@ -120,7 +120,7 @@ def test_kind_tasks_say_what_is_missing(name: str, tmp_path: Path) -> None:
 
 
 def test_generate_says_when_the_dashboards_generator_is_missing(tmp_path: Path) -> None:
-    shutil.copy(TASKFILE, tmp_path / "Taskfile.yaml")  # a tree without activity/dashboards/
+    shutil.copy(TASKFILE, tmp_path / "Taskfile.yaml")  # a tree without activity/devtools/dashboards/
     done = task("--dry", "generate", taskfile=tmp_path / "Taskfile.yaml")
     assert done.returncode != 0
-    assert "the dashboards generator activity/dashboards/build.py is missing" in done.stderr
+    assert "the dashboards generator activity/devtools/dashboards/build.py is missing" in done.stderr

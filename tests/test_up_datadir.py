@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from activity.up.errors import UpError
-from activity.up.layout import DataDir
-from activity.up.lock import DataDirLock
-from activity.up.pki import RENEW_BEFORE, LocalPki
+from activity.devtools.up.errors import UpError
+from activity.devtools.up.layout import DataDir
+from activity.devtools.up.lock import DataDirLock
+from activity.devtools.up.pki import RENEW_BEFORE, LocalPki
 from apiserver.http.certs import VALIDITY, CertificateAuthority
 from auditlog.config import parse_store_dsn
 

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activity.up.demo import DemoTraffic
+from activity.devtools.up.demo import DemoTraffic
 
 GUIDE = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -17,8 +17,8 @@ import pytest
 from consumer_support import spawn_consumer
 from up_support import UP_COMMAND, free_port_base, run_up, running_up
 
-from activity.natsd import NatsServer
-from activity.up.layout import HOST
+from activity.devtools.natsd import NatsServer
+from activity.devtools.up.layout import HOST
 from auditlog.storelock import holder
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from up_support import UpProcess, audit_ids, burst_stored, first_run_burst, running_up
 
-from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
+from activity.devtools.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
 from auditlog.paging import DEFAULT_LIMIT
 
 DEMO_USERS = {*PEOPLE, *SERVICE_ACCOUNTS, *SYSTEM_USERS}

@@ -13,7 +13,7 @@ from plugin_support import timestamp
 from redaction_support import audit_event, b64, leaks, secret
 from up_support import running_up
 
-from activity.up.pki import LocalPki
+from activity.devtools.up.pki import LocalPki
 from auditlog.redaction import marker
 
 

@@ -15,9 +15,9 @@ import nats
 import yaml
 from up_support import audit_ids, burst_stored, end, first_run_burst, process_alive, run_up, running_up, start_up
 
-from activity.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
-from activity.natsd import NatsServer
-from activity.up.demo import BURST_EVENTS, BURST_SPAN
+from activity.devtools.loadgen.events import PEOPLE, SERVICE_ACCOUNTS, SYSTEM_USERS
+from activity.devtools.natsd import NatsServer
+from activity.devtools.up.demo import BURST_EVENTS, BURST_SPAN
 from ingest.jetstream import DURABLE, STREAM
 
 DEMO_USERS = {*PEOPLE, *SERVICE_ACCOUNTS, *SYSTEM_USERS}

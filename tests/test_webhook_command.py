@@ -11,8 +11,8 @@ import sys
 import aiohttp
 from webhook_support import JSON, event_list, stored
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer, free_port
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer, free_port
 from ingest.jetstream import STREAM, connect
 
 

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from webhook_support import JSON, Running, event_list, running_webhook
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.natsd import NatsServer
 from ingest.webhook.collector import collector_paused
 from ingest.webhook.decoding import MAX_GZIP_MEMBERS, BadRequest, event_list_items, gunzip, plain_items
 

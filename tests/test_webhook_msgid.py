@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from polling import eventually
 from webhook_support import Running, event_list, msg_ids, running_webhook, stored
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from auditlog.fields import STAGES
 from auditlog.reading import PageQuery, read_page
 from auditlog.storage import Store

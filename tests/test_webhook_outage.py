@@ -10,8 +10,8 @@ import orjson
 from polling import eventually
 from webhook_support import Running, event_list, has_status, msg_ids, running_webhook, status_of, stored
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer
 from ingest.jetstream import STREAM
 
 

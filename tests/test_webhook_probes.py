@@ -11,8 +11,8 @@ from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 from webhook_support import TEST_SETTINGS, Running, event_list, has_status, running_webhook, status_of
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer
 from ingest.deadletter import NOT_AUDIT_EVENT, OVERSIZE, UNENCODABLE
 from ingest.jetstream import connect
 from ingest.webhook import start_webhook

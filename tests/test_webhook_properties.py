@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webhook_support import Running, running_webhook
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from auditlog.fields import STAGES
 from ingest.jetstream import DEAD_LETTER_STREAM, STREAM
 

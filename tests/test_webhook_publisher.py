@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from ingest.jetstream import MSG_ID_HEADER
 from ingest.webhook.messages import Outgoing
 from ingest.webhook.publisher import JetStreamUnavailable, PipelinedPublisher

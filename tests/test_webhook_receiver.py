@@ -12,8 +12,8 @@ import pytest
 from nats.js.errors import NotFoundError
 from webhook_support import JSON, Running, event_list, msg_ids, running_webhook, stored
 
-from activity.loadgen.events import EventGenerator
-from activity.natsd import NatsServer
+from activity.devtools.loadgen.events import EventGenerator
+from activity.devtools.natsd import NatsServer
 from ingest import deadletter
 from ingest.jetstream import (
     DEAD_LETTER_SAMPLE_BYTES,
@@ -37,7 +37,7 @@ async def webhook(nats_server: NatsServer) -> AsyncIterator[Running]:
 
 
 def events(requests: int, seed: int = 1) -> list[dict[str, Any]]:
-    from activity.loadgen.events import GeneratorSettings
+    from activity.devtools.loadgen.events import GeneratorSettings
 
     return list(EventGenerator(GeneratorSettings(seed=seed)).events(requests))
 

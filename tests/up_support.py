@@ -25,12 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
-from activity.loadgen.events import EventGenerator, GeneratorSettings
-from activity.up.banner import READY_LINE
-from activity.up.demo import DemoTraffic
-from activity.up.layout import HOST
+from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
+from activity.devtools.up.banner import READY_LINE
+from activity.devtools.up.demo import DemoTraffic
+from activity.devtools.up.layout import HOST
 
 UP_COMMAND = (sys.executable, "-m", "activity.cli", "up")
 START_TIMEOUT_S = 90.0  # the machine is shared: generous, never asserted on
@@ -58,10 +59,9 @@ def free_port_base(count: int = 5) -> int:
 def process_alive(pid: int) -> bool:
     """True while `pid` runs (a zombie counts as ended)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def env_with_scripts_first(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -14,7 +14,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from activity.natsd import NatsServer
+from activity.devtools.natsd import NatsServer
 from ingest.jetstream import MSG_ID_HEADER, connect
 from ingest.msgid import event_msg_id
 from ingest.webhook import WebhookHandle, WebhookSettings, start_webhook

@@ -1,5 +1,0 @@
-"""Grafana dashboards as code: the pipeline, the API server and the audit activity itself.
-
-`python -m activity.dashboards.build` writes the JSON to dashboards/ and the grafana-operator resources to
-config/components/observability/dashboards/; `python -m activity.dashboards.preview` renders PNG previews.
-"""
