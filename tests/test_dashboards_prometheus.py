@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 from alert_rules_support import records, write_rules
-from dashboards_support import prom_targets
+from dashboards_support import metric_names, prom_targets
 from up_support import running_up
 
 from activity.devtools.dashboards import localprom, pipeline
 from activity.devtools.dashboards.livestack import Exercised, exercise
-from activity.devtools.dashboards.metricnames import metric_names
 from activity.devtools.up.layout import HOST, Ports
 
 WAIT_S = 120.0  # the machine is shared; never asserted on
