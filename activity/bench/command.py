@@ -19,6 +19,7 @@ AREAS: dict[str, tuple[str, str]] = {
     "query": ("activity.bench.query", "AuditLogQuery latencies over a large stored history"),
     "redaction": ("activity.bench.redaction", "what redacting credentials adds per event in the webhook"),
     "plugin": ("activity.bench.plugin", "the kubectl plugin's start-up: wall time minus the server's time"),
+    "attack": ("activity.bench.attack", "ingest, query p99 and readiness under load, without and with attacks"),
 }
 
 
