@@ -60,6 +60,7 @@ RC = "ResponseComplete"
 COLLECTION = "/apis/activity.miloapis.com/v1alpha1/auditlogqueries"
 INGEST_TARGET = 0.80  # phase B's stored rate at least this share of phase A's (printed, not enforced)
 POLL_EVERY_S = 0.25
+RECONNECT_PAUSE_S = 0.5
 INSERTED = "activity_consumer_events_inserted_total"  # for the unpaced rate
 QUERY_FILTERS = ("", "verb == 'delete'", "user.username.startsWith('system:serviceaccount:')")
 NESTED_EXISTS = "annotations.exists(a, annotations.exists(b, annotations.exists(c, a.contains(b) && b.contains(c))))"
@@ -78,8 +79,10 @@ class AttackSizes:
     slowloris: int = 50  # per listener
     span_days: int = 150  # stageTimestamps of one EventList on this many days
     rounds: int = 1_000  # at most this many rounds of the request attacks per phase
+    without: tuple[str, ...] = ()  # ATTACKS left out, to find which one costs what
 
 
+ATTACKS = ("span-days", "audit-id", "bodies", "yaml", "costly-queries", "concurrent-queries", "idle", "slowloris")
 QUICK_SIZES = AttackSizes(
     gzip_members=2_000,
     tiny_items=200_000,
@@ -117,7 +120,8 @@ class AttackerConfig:
     @staticmethod
     def from_json(raw: str) -> AttackerConfig:
         data = orjson.loads(raw)
-        return AttackerConfig(**{**data, "sizes": AttackSizes(**data["sizes"])})
+        sizes = AttackSizes(**{**data["sizes"], "without": tuple(data["sizes"]["without"])})
+        return AttackerConfig(**{**data, "sizes": sizes})
 
 
 def _client_tls(pki: LocalPki) -> ssl.SSLContext:
@@ -144,6 +148,7 @@ class Attacker:
         self.api = f"https://127.0.0.1:{config.apiserver_port}{COLLECTION}"
         self.tls = _client_tls(LocalPki(Path(config.pki)))
         self.answers: dict[str, Counter[str]] = {}
+        self.slowest: dict[str, float] = {}  # seconds to the answer, the slowest of each request attack
         self.stored: Counter[tuple[str, str]] = Counter()  # events answered 200: they must reach the store
         self.deadline = 0.0
         # Built once, before the phase starts: the cost of making them is not the attack's.
@@ -164,6 +169,7 @@ class Attacker:
     async def _post(
         self, http: aiohttp.ClientSession, attack: str, url: str, body: bytes, headers: dict[str, str]
     ) -> int:
+        started = time.monotonic()
         try:
             async with http.post(url, data=body, headers=headers) as answer:
                 await answer.read()
@@ -172,6 +178,8 @@ class Attacker:
         except (aiohttp.ClientError, TimeoutError) as err:
             self._answer(attack, type(err).__name__)
             return 0
+        finally:
+            self.slowest[attack] = max(self.slowest.get(attack, 0.0), time.monotonic() - started)
 
     def _done_event(self) -> dict[str, Any]:
         return self.generator.request()[1]
@@ -234,7 +242,8 @@ class Attacker:
 
     async def idle_crowd(self, port: int, tls: bool, listener: str) -> None:
         """Keep `idle_connections` connections open that never send a byte (nor finish a TLS handshake); each one
-        the server closes is opened again."""
+        the server closes is opened again after a pause (a crowd up to the cap, not a connect flood: with the bench's
+        own connections past the cap, eviction and reconnection would otherwise chase each other)."""
 
         async def one() -> None:
             while time.monotonic() < self.deadline:
@@ -253,6 +262,7 @@ class Attacker:
                             self._answer(f"idle connections ({listener})", "closed by the server")
                 finally:
                     writer.close()
+                await asyncio.sleep(RECONNECT_PAUSE_S)
 
         del tls  # an unfinished TLS handshake is a silent TCP connection too
         await asyncio.gather(*(one() for _ in range(self.config.sizes.idle_connections)))
@@ -292,25 +302,28 @@ class Attacker:
     async def run(self) -> None:
         c = self.config
         self.deadline = time.monotonic() + c.seconds
-        crowds = [
-            asyncio.create_task(self.idle_crowd(c.webhook_port, False, "webhook")),
-            asyncio.create_task(self.idle_crowd(c.apiserver_port, True, "API server")),
-            asyncio.create_task(self.slowloris(c.webhook_port, "webhook")),
-            asyncio.create_task(self.slowloris(c.apiserver_port, "API server")),
-        ]
-        rounds: list[Callable[[aiohttp.ClientSession], Awaitable[None]]] = [
-            self.span_days,
-            self.reused_audit_id,
-            self.bodies,
-            self.yaml,
-            self.costly_queries,
-            self.crowd_of_queries,
-        ]
+        skip = set(c.sizes.without)
+        crowds = []
+        if "idle" not in skip:
+            crowds.append(asyncio.create_task(self.idle_crowd(c.webhook_port, False, "webhook")))
+            crowds.append(asyncio.create_task(self.idle_crowd(c.apiserver_port, True, "API server")))
+        if "slowloris" not in skip:
+            crowds.append(asyncio.create_task(self.slowloris(c.webhook_port, "webhook")))
+            crowds.append(asyncio.create_task(self.slowloris(c.apiserver_port, "API server")))
+        every: dict[str, Callable[[aiohttp.ClientSession], Awaitable[None]]] = {
+            "span-days": self.span_days,
+            "audit-id": self.reused_audit_id,
+            "bodies": self.bodies,
+            "yaml": self.yaml,
+            "costly-queries": self.costly_queries,
+            "concurrent-queries": self.crowd_of_queries,
+        }
+        rounds = [attack for name, attack in every.items() if name not in skip]
         timeout = aiohttp.ClientTimeout(total=60)
         connector = aiohttp.TCPConnector(ssl=self.tls, limit=c.sizes.concurrent_queries + 4)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             for done in range(c.sizes.rounds * len(rounds)):
-                if time.monotonic() >= self.deadline:
+                if time.monotonic() >= self.deadline or not rounds:
                     break
                 await rounds[done % len(rounds)](http)
         await asyncio.gather(*crowds)
@@ -322,6 +335,7 @@ async def _attacker_main(config: AttackerConfig) -> dict[str, Any]:
     await attacker.run()
     return {
         "answers": {name: dict(outcomes) for name, outcomes in attacker.answers.items()},
+        "slowest": attacker.slowest,
         "stored": [[audit_id, stage, n] for (audit_id, stage), n in attacker.stored.items()],
     }
 
@@ -349,6 +363,7 @@ class Phase:
     query_errors: int
     readiness: dict[str, Readiness]
     answers: dict[str, dict[str, int]] = field(default_factory=dict)
+    slowest: dict[str, float] = field(default_factory=dict)
     stored_span: tuple[float, float] = (0.0, 0.0)  # wall clock of its first and last insert (from the store)
 
     @property
@@ -582,12 +597,13 @@ class Run:
             await querying
         self.expected += sent.expected
         answers: dict[str, dict[str, int]] = {}
+        slowest: dict[str, float] = {}
         if attacker is not None:
             out, _ = await attacker.communicate()
             if attacker.returncode != 0:
                 raise RuntimeError(f"the attacker failed (exit {attacker.returncode}); see its log")
             result = orjson.loads(out.splitlines()[-1])
-            answers = result["answers"]
+            answers, slowest = result["answers"], result["slowest"]
             for audit_id, stage, n in result["stored"]:
                 self.expected[(audit_id, stage)] += n
         return Phase(
@@ -601,6 +617,7 @@ class Run:
             query_errors=queries.errors,
             readiness=self.watcher.readiness(started, time.monotonic()),
             answers=answers,
+            slowest=slowest,
         )
 
     async def drain(self) -> None:
@@ -808,15 +825,18 @@ def render(report: AttackReport) -> str:
         ),
         (f"events lost (of {r.expected:,} answered 200)", "", str(r.lost), "", "0", "ok" if r.lost == 0 else "BROKEN"),
     ]
-    attacks: list[tuple[str, ...]] = [("attack (phase B)", "answers")]
+    attacks: list[tuple[str, ...]] = [("attack (phase B)", "answers", "slowest answer s")]
     for name, outcomes in sorted(b.answers.items()):
-        attacks.append((name, ", ".join(f"{k} x{v:,}" for k, v in sorted(outcomes.items()))))
+        slowest = f"{b.slowest[name]:.1f}" if name in b.slowest else ""
+        attacks.append((name, ", ".join(f"{k} x{v:,}" for k, v in sorted(outcomes.items())), slowest))
     header = (
         f"attack benchmark: `activity up`, ingest rate measured unpaced at {r.max_rate:,.0f} events/s; phases of "
         f"{bench.seconds:g}s at {bench.rate_fraction:g} of it, {bench.query_rate:g} queries/s; readiness polled "
         f"every {POLL_EVERY_S * 1000:.0f} ms, {bench.probe_timeout_s:g}s timeout; load average "
         f"{r.load_before:.2f} before, {r.load_after:.2f} after"
     )
+    if bench.sizes.without:
+        header += f"; left out: {', '.join(bench.sizes.without)}"
     lines = [r.machine, header, "", _table(rows), "", _table(attacks)]
     lines += [f"readiness lost: {why}" for why in r.readiness_broken()]
     return "\n".join(lines)
@@ -833,6 +853,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--failure-threshold", type=int, default=d.failure_threshold, help="failed polls in a row that lose readiness"
     )
     parser.add_argument("--quick", action="store_true", help="tiny attack sizes: a smoke run")
+    parser.add_argument(
+        "--without", nargs="+", choices=ATTACKS, default=[], metavar="ATTACK", help=f"leave out: {', '.join(ATTACKS)}"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="the stack's data directory (default: temporary)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory (logs, store)")
 
@@ -845,7 +868,7 @@ def run(args: argparse.Namespace) -> int:
         query_rate=args.query_rate,
         probe_timeout_s=args.probe_timeout,
         failure_threshold=args.failure_threshold,
-        sizes=QUICK_SIZES if args.quick else AttackSizes(),
+        sizes=replace(QUICK_SIZES if args.quick else AttackSizes(), without=tuple(args.without)),
     )
     if min(bench.seconds, bench.query_rate, bench.probe_timeout_s) <= 0 or not 0 < bench.rate_fraction <= 1:
         print(
