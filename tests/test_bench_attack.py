@@ -65,7 +65,7 @@ def test_quick_run_keeps_every_event_and_readiness_and_prints_the_table() -> Non
     rows = _rows(done.stdout)
     lost = next(cells for name, cells in rows.items() if name.startswith("events lost (of "))
     assert lost[1:] == ["0", "", "0", "ok"], lost
-    assert rows["readiness: longest run of failed polls"][-1] == "ok"
+    assert rows["readiness: longest run of failed polls"][-1] == "ok"  # with a 10 s probe timeout
     assert rows["loadgen batches given up"][-1] == "ok"
     for measure in ("ingest: events stored/s", "query p50 ms", "query p99 ms"):
         baseline, attacked = rows[measure][:2]
@@ -97,4 +97,6 @@ def test_readiness_counts_the_longest_run_of_failed_polls() -> None:
     watcher.polls["webhook"] = [(float(i), ok, "" if ok else f"fail {i}") for i, ok in enumerate(outcomes)]
     seen = watcher.readiness(0, 100)["webhook"]
     assert (seen.polls, seen.failed, seen.longest_failed_run, seen.first_failure) == (8, 5, 3, "fail 1")
-    assert watcher.readiness(0, 3)["webhook"].longest_failed_run == 2  # only the polls inside the window
+    assert seen.longest_unready_s == 3.0  # from the poll at 4 to the good one at 7
+    inside = watcher.readiness(0, 2.5)["webhook"]  # only the polls inside the window; the end closes the run
+    assert (inside.longest_failed_run, inside.longest_unready_s) == (2, 1.5)

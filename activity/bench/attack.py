@@ -348,6 +348,7 @@ class Readiness:
     polls: int
     failed: int
     longest_failed_run: int  # consecutive failed polls
+    longest_unready_s: float  # from the first poll of that run to the next poll that succeeded (or the end)
     first_failure: str = ""
 
 
@@ -396,7 +397,8 @@ class AttackReport:
 
     def readiness_broken(self) -> list[str]:
         return [
-            f"{phase.name}: {part} failed {r.longest_failed_run} polls in a row ({r.first_failure})"
+            f"{phase.name}: {part} failed {r.longest_failed_run} polls in a row, {r.longest_unready_s:.1f}s "
+            f"({r.first_failure})"
             for phase in self.phases
             for part, r in phase.readiness.items()
             if r.longest_failed_run >= self.bench.failure_threshold
@@ -453,13 +455,18 @@ class Watcher:
     def readiness(self, since: float, until: float) -> dict[str, Readiness]:
         out = {}
         for part, polls in self.polls.items():
-            window = [(ok, why) for at, ok, why in polls if since <= at <= until]
+            window = [(at, ok, why) for at, ok, why in polls if since <= at <= until]
             run = longest = 0
-            for ok, _ in window:
+            run_from = unready = 0.0
+            for at, ok, _ in [*window, (until, True, "")]:  # the end closes a run still open
+                if not ok and run == 0:
+                    run_from = at
+                if ok and run:
+                    unready = max(unready, at - run_from)
                 run = 0 if ok else run + 1
                 longest = max(longest, run)
-            first = next((why for ok, why in window if not ok), "")
-            out[part] = Readiness(len(window), sum(not ok for ok, _ in window), longest, first)
+            first = next((why for _, ok, why in window if not ok), "")
+            out[part] = Readiness(len(window), sum(not ok for _, ok, _ in window), longest, unready, first)
         return out
 
 
@@ -760,8 +767,9 @@ def render(report: AttackReport) -> str:
     def ready(p: Phase) -> str:
         return ", ".join(f"{part} {x.failed}/{x.polls}" for part, x in p.readiness.items())
 
-    def longest(p: Phase) -> int:
-        return max(x.longest_failed_run for x in p.readiness.values())
+    def longest(p: Phase) -> str:
+        worst = max(p.readiness.values(), key=lambda x: x.longest_failed_run)
+        return f"{worst.longest_failed_run} ({worst.longest_unready_s:.1f}s)"
 
     rows: list[tuple[str, ...]] = [
         ("measure", "A: baseline", "B: under attack", "B/A", "target", "verdict"),
@@ -809,8 +817,8 @@ def render(report: AttackReport) -> str:
         ("readiness polls failed / made", ready(a), ready(b), "", "", ""),
         (
             "readiness: longest run of failed polls",
-            str(longest(a)),
-            str(longest(b)),
+            longest(a),
+            longest(b),
             "",
             f"< {threshold}",
             "ok" if not r.readiness_broken() else "BROKEN",
