@@ -49,6 +49,7 @@ from activity.bench.processes import load_average, start_activity, stop, wait_ht
 from activity.loadgen.batches import clocked_plan, event_list, items
 from activity.loadgen.events import EventGenerator, GeneratorSettings
 from activity.natsd import free_port
+from activity.up import orphans
 from activity.up.banner import READY_LINE
 from activity.up.layout import DataDir, Ports
 from activity.up.pki import LocalPki
@@ -733,6 +734,7 @@ def measure(bench: AttackBench, root: Path, say: Callable[[str], None]) -> Attac
         top, a, b = asyncio.run(_measure_running(run))
     finally:
         stop(up, timeout_s=120)
+        orphans.end_orphan(data.nats_pid, data.nats)  # an `up` killed while stopping leaves its nats-server
     if up.returncode != 0:
         raise RuntimeError(f"`activity up` stopped with exit {up.returncode}; see {out}")
     stored = asyncio.run(read_stored(data.store_dsn))
