@@ -241,10 +241,10 @@ class Attacker:
             *(self._post(http, name, self.api, body, headers) for _ in range(self.config.sizes.concurrent_queries))
         )
 
-    async def idle_crowd(self, port: int, tls: bool, listener: str) -> None:
-        """Keep `idle_connections` connections open that never send a byte (nor finish a TLS handshake); each one
-        the server closes is opened again after a pause (a crowd up to the cap, not a connect flood: with the bench's
-        own connections past the cap, eviction and reconnection would otherwise chase each other)."""
+    async def idle_crowd(self, port: int, listener: str) -> None:
+        """Keep `idle_connections` connections open that never send a byte (on the API server: a TLS handshake never
+        begun); each one the server closes is opened again after a pause (a crowd up to the cap, not a connect
+        flood: with the bench's own connections past the cap, eviction and reconnection would chase each other)."""
 
         async def one() -> None:
             while time.monotonic() < self.deadline:
@@ -265,7 +265,6 @@ class Attacker:
                     writer.close()
                 await asyncio.sleep(RECONNECT_PAUSE_S)
 
-        del tls  # an unfinished TLS handshake is a silent TCP connection too
         await asyncio.gather(*(one() for _ in range(self.config.sizes.idle_connections)))
 
     async def slowloris(self, port: int, listener: str) -> None:
@@ -306,8 +305,8 @@ class Attacker:
         skip = set(c.sizes.without)
         crowds = []
         if "idle" not in skip:
-            crowds.append(asyncio.create_task(self.idle_crowd(c.webhook_port, False, "webhook")))
-            crowds.append(asyncio.create_task(self.idle_crowd(c.apiserver_port, True, "API server")))
+            crowds.append(asyncio.create_task(self.idle_crowd(c.webhook_port, "webhook")))
+            crowds.append(asyncio.create_task(self.idle_crowd(c.apiserver_port, "API server")))
         if "slowloris" not in skip:
             crowds.append(asyncio.create_task(self.slowloris(c.webhook_port, "webhook")))
             crowds.append(asyncio.create_task(self.slowloris(c.apiserver_port, "API server")))
