@@ -21,6 +21,10 @@ AREAS: dict[str, tuple[str, str]] = {
     "query": ("activity.devtools.bench.query", "AuditLogQuery latencies over a large stored history"),
     "redaction": ("activity.devtools.bench.redaction", "what redacting credentials adds per event in the webhook"),
     "plugin": ("activity.devtools.bench.plugin", "the kubectl plugin's start-up: wall time minus the server's time"),
+    "attack": (
+        "activity.devtools.bench.attack",
+        "ingest, query p99 and readiness under load, without and with attacks",
+    ),
 }
 
 
