@@ -7,7 +7,7 @@ import pytest
 from auth_support import CREATE_PATH, AuthWorld, FakeKubeAuthAPI, Pki
 
 from apiserver.auth.authorize import Attributes, Mode, PathMatcher, request_attributes
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
 
 GV = "/apis/activity.miloapis.com/v1alpha1"
 FORBIDDEN_CREATE = (

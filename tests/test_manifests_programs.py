@@ -23,7 +23,7 @@ from manifests_support import (
 from activity.cli import COMMANDS, env_name
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.authorize import PathMatcher
-from apiserver.http.metrics import ApiMetrics
+from apiserver.machinery.metrics import ApiMetrics
 from auditlog.config import parse_store_dsn
 from auditlog.schema import migrate
 from ingest.consumer import command as consume_command

@@ -13,7 +13,7 @@ from activity.up.errors import UpError
 from activity.up.layout import DataDir
 from activity.up.lock import DataDirLock
 from activity.up.pki import RENEW_BEFORE, LocalPki
-from apiserver.http.certs import VALIDITY, CertificateAuthority
+from apiserver.machinery.certs import VALIDITY, CertificateAuthority
 from auditlog.config import parse_store_dsn
 
 

@@ -20,8 +20,8 @@ import orjson
 
 from apiserver.auth.cache import TTLCache
 from apiserver.auth.kubeclient import KubeAPIError, KubeClient
-from apiserver.auth.user import MASTERS_GROUP, UserInfo
-from apiserver.http.status import ApiError, forbidden, forbidden_path
+from apiserver.machinery.request import MASTERS_GROUP, UserInfo
+from apiserver.machinery.status import ApiError, forbidden, forbidden_path
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
 from apiserver.auth.cache import TTLCache
 from apiserver.auth.kubeclient import KubeAPIError, KubeClient
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
 
 log = logging.getLogger(__name__)
 
