@@ -1,1 +1,2 @@
-"""The Kubernetes HTTP plumbing of the API server: Status errors, discovery, OpenAPI, health, metrics, tracing."""
+"""Generic API-server machinery that knows no resource: request context, Status and field errors, negotiation,
+decoding, create handling, discovery, OpenAPI, health, metrics, tracing, logs, certificates, registration."""
