@@ -23,7 +23,7 @@ APISERVICE = f"{VERSION}.{GROUP}"
 USER_AGENT = "kubectl-activity/0.1.0"
 # The server names each query like `kubectl create` would, so error messages can quote it.
 GENERATE_NAME = "kubectl-activity-"
-# The server's refusal of a too large spec.limit names its maximum (apiserver.auditlogquery.service).
+# The server's refusal of a too large spec.limit names its maximum (apiserver.registry.auditlogquery.service).
 _LIMIT_RANGE = re.compile(r"must be between 1 and (\d+)")
 
 

@@ -21,9 +21,8 @@ from aiohttp import web
 
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.delegated import DelegatedAuth, build_delegated_auth
-from apiserver.auth.middleware import USER_KEY
-from apiserver.auth.user import UserInfo
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
+from apiserver.machinery.request import USER_KEY, UserInfo
 
 SERVICE_ACCOUNT_TOKEN = "service-account-token-of-the-apiserver"
 CREATE_PATH = "/apis/activity.miloapis.com/v1alpha1/auditlogqueries"

@@ -22,7 +22,7 @@ from celpy.evaluation import CELEvalError, Evaluator
 from google.protobuf import message_factory
 
 from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
-from apiserver.auditlogquery.filter.schema import MESSAGE_NAMES, PACKAGE, environment, schema
+from apiserver.registry.auditlogquery.filter.schema import MESSAGE_NAMES, PACKAGE, environment, schema
 from auditlog.events import parse_timestamp, problem
 from auditlog.fields import FIELDS, Field, FieldKind
 

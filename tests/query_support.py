@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 
 from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
-from apiserver.auditlogquery.service import QueryService
-from apiserver.auditlogquery.timerange import to_us
-from apiserver.auditlogquery.types import QueryResult, QuerySettings, QuerySpec
-from apiserver.auth.user import UserInfo
+from apiserver.apis.activity.v1alpha1.types import QueryResult, QuerySpec
+from apiserver.machinery.request import UserInfo
+from apiserver.registry.auditlogquery.service import QueryService
+from apiserver.registry.auditlogquery.settings import QuerySettings
+from apiserver.registry.auditlogquery.timerange import to_us
 from auditlog.config import parse_store_dsn
 from auditlog.events import parse_timestamp
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION

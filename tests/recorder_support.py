@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
 
 IDENTITY_HEADERS = ("authorization", "impersonate-")  # header names (prefixes) that carry who the caller is
 

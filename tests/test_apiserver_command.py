@@ -18,9 +18,9 @@ import pytest
 from activity.cli import build_parser
 from activity.devtools.natsd import free_port
 from apiserver.auth.authorize import Mode
-from apiserver.command import settings_from_args
-from apiserver.http.certs import CertificateAuthority
-from apiserver.http.tracing import TracingConfiguration
+from apiserver.machinery.certs import CertificateAuthority
+from apiserver.machinery.tracing import TracingConfiguration
+from apiserver.server.options import settings_from_args
 
 STARTUP_SECONDS = 60
 COLLECTION = "/apis/activity.miloapis.com/v1alpha1/auditlogqueries"

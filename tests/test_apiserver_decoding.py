@@ -17,13 +17,12 @@ from aiohttp.typedefs import Handler
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.definitions import AUDIT_LOG_QUERY, schemas
-from apiserver.auth.middleware import USER_KEY
-from apiserver.auth.user import UserInfo
-from apiserver.http.decoding import MAX_YAML_BODY_BYTES, conform, decode
-from apiserver.http.middlewares import max_in_flight, recover, request_timeout
-from apiserver.http.negotiation import JSON, YAML, accepts_with_params, negotiate
-from apiserver.http.status import ApiError
+from apiserver.apis.activity.v1alpha1.openapi import AUDIT_LOG_QUERY, schemas
+from apiserver.machinery.decoding import MAX_YAML_BODY_BYTES, conform, decode
+from apiserver.machinery.middlewares import max_in_flight, recover, request_timeout
+from apiserver.machinery.negotiation import JSON, YAML, accepts_with_params, negotiate
+from apiserver.machinery.request import USER_KEY, UserInfo
+from apiserver.machinery.status import ApiError
 
 SCHEMAS = schemas(lambda name: name, max_page_size=1000, max_window=timedelta(days=30))
 SPEC_FIELDS = ("startTime", "endTime", "filter", "limit", "continue")
@@ -254,7 +253,7 @@ async def test_a_body_cut_short_is_one_log_line_and_a_400(caplog: pytest.LogCapt
     assert runner.server is not None and site._server is not None
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     try:
-        with caplog.at_level(logging.INFO, logger="apiserver.http.middlewares"):
+        with caplog.at_level(logging.INFO, logger="apiserver.machinery.middlewares"):
             _reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"{" * 10)
             await writer.drain()

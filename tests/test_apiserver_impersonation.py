@@ -15,7 +15,7 @@ import yaml
 from apiserver_support import ApiServerEnv, delegated_apiserver
 from auth_support import FakeKubeAuthAPI, write_kubeconfig
 
-from apiserver.auditlogquery.scope import PARENT_NAME_EXTRA, PARENT_TYPE_EXTRA
+from apiserver.registry.auditlogquery.scope import PARENT_NAME_EXTRA, PARENT_TYPE_EXTRA
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION
 
 QUERY = "apiVersion: activity.miloapis.com/v1alpha1\nkind: AuditLogQuery\nmetadata:\n  name: q\nspec:\n  limit: 1000\n"

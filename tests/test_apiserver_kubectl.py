@@ -7,7 +7,7 @@ import re
 import yaml
 from apiserver_support import ApiServerEnv, apiserver
 
-from apiserver.auditlogquery.filter.docs import FILTER_DESCRIPTION
+from apiserver.apis.activity.v1alpha1.filterdocs import FILTER_DESCRIPTION
 from auditlog.fields import FIELDS
 
 __all__ = ["apiserver"]  # the fixture, imported for pytest

@@ -13,10 +13,11 @@ import orjson
 import pytest
 from apiserver_support import ApiServerEnv, generated_events, running_apiserver
 
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.service import QueryService, QueryTimedOut
-from apiserver.auditlogquery.types import QuerySettings, QuerySpec
-from apiserver.auth.user import UserInfo
+from apiserver.apis.activity.v1alpha1.types import QuerySpec
+from apiserver.machinery.request import UserInfo
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.service import QueryService, QueryTimedOut
+from apiserver.registry.auditlogquery.settings import QuerySettings
 from auditlog.reading import PageQuery, ReadLimits, read_page
 from auditlog.refusals import Refusal, refusal
 from auditlog.storage import Store, StoreError

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from apiserver_support import ApiServerEnv, apiserver_with_events
 
-from apiserver.auditlogquery.scope import PARENT_NAME_EXTRA, PARENT_TYPE_EXTRA
+from apiserver.registry.auditlogquery.scope import PARENT_NAME_EXTRA, PARENT_TYPE_EXTRA
 from auditlog.fields import SCOPE_NAME_ANNOTATION, SCOPE_TYPE_ANNOTATION
 
 

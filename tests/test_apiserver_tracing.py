@@ -13,7 +13,7 @@ import pytest
 from apiserver_support import running_apiserver
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from apiserver.http.tracing import TracingConfiguration, load_tracing_configuration
+from apiserver.machinery.tracing import TracingConfiguration, load_tracing_configuration
 from auditlog.config import ConfigError
 
 T = TypeVar("T")

@@ -3,11 +3,13 @@ skip the review (system:masters, always-allowed paths, AlwaysAllow mode)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from auth_support import CREATE_PATH, AuthWorld, FakeKubeAuthAPI, Pki
 
 from apiserver.auth.authorize import Attributes, Mode, PathMatcher, request_attributes
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
 
 GV = "/apis/activity.miloapis.com/v1alpha1"
 FORBIDDEN_CREATE = (
@@ -206,3 +208,19 @@ def test_always_allow_path_patterns() -> None:
     ]
     with pytest.raises(ValueError, match="only a trailing"):
         PathMatcher(["/a*/b"])
+
+
+async def test_allowed_and_denied_answers_live_for_their_own_ttl(pki: Pki) -> None:
+    """--authorization-webhook-cache-authorized-ttl and -unauthorized-ttl are separate: a deny not cached (0s)
+    is asked again at once while the allow beside it is served from the cache until its own time is up."""
+    fake = FakeKubeAuthAPI(allowed={("alice", "create", "auditlogqueries")})
+    async with AuthWorld(pki, fake, authorized_ttl=0.5, unauthorized_ttl=0.0) as world:
+        assert (await world.call(cert=pki.alice, method="PUT"))[0] == 403
+        assert (await world.call(cert=pki.alice, method="PUT"))[0] == 403
+        assert len(fake.access_reviews) == 2  # the deny was not kept
+        assert (await world.call(cert=pki.alice))[0] == 200
+        assert (await world.call(cert=pki.alice))[0] == 200
+        assert len(fake.access_reviews) == 3  # the allow was
+        await asyncio.sleep(1.0)  # well past the allow's 0.5 s
+        assert (await world.call(cert=pki.alice))[0] == 200
+        assert len(fake.access_reviews) == 4

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from apiserver.auth.authorize import Mode
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from apiserver.auth.authorize import Mode
 from apiserver.auth.configmap import ConfigMapLookupFailed, parse_configmap
 from apiserver.auth.delegated import AuthSetupError
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
 
 FROM_CONFIGMAP = {
     "client_ca_file": None,

@@ -14,9 +14,9 @@ from google.protobuf import any_pb2, descriptor_pool, unknown_fields
 from google.protobuf.message import Message
 from test_cel_differential import CORPUS
 
-from apiserver.auditlogquery.filter import compile_filter
-from apiserver.auditlogquery.filter.celexpr import CheckedExpr, Expr, Type
-from apiserver.auditlogquery.filter.schema import environment
+from apiserver.registry.auditlogquery.filter import compile_filter
+from apiserver.registry.auditlogquery.filter.celexpr import CheckedExpr, Expr, Type
+from apiserver.registry.auditlogquery.filter.schema import environment
 
 # Constructs beyond the filter corpus, so every kind of node, type and constant cel-cpp writes is read.
 MORE = [

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.filter import compile_filter
-from apiserver.auditlogquery.filter.compile import check
-from apiserver.auditlogquery.filter.cost import MAX_FILTER_COST, estimate
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.filter import compile_filter
+from apiserver.registry.auditlogquery.filter.compile import check
+from apiserver.registry.auditlogquery.filter.cost import MAX_FILTER_COST, estimate
 from auditlog.fields import FIELDS, Field, FieldKind
 
 COLLECTIONS = [f for f in FIELDS if f.kind in (FieldKind.STRING_LIST, FieldKind.STRING_MAP)]

@@ -29,8 +29,8 @@ from cel_support import (
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.filter import compile_filter
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.filter import compile_filter
 from auditlog.config import parse_store_dsn
 from auditlog.schema import migrate
 from auditlog.storage import Store

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.filter import MATCH_ALL, compile_filter
-from apiserver.auditlogquery.filter.compile import MAX_FILTER_LENGTH
-from apiserver.auditlogquery.filter.docs import FILTER_DESCRIPTION
-from apiserver.auditlogquery.filter.translate import MAX_SQL_LENGTH
+from apiserver.apis.activity.v1alpha1.filterdocs import FILTER_DESCRIPTION
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.filter import MATCH_ALL, compile_filter
+from apiserver.registry.auditlogquery.filter.compile import MAX_FILTER_LENGTH
+from apiserver.registry.auditlogquery.filter.translate import MAX_SQL_LENGTH
 from auditlog.fields import FIELDS
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.filter.literals import MAX_TIMESTAMP_NS, MIN_TIMESTAMP_NS
-from apiserver.auditlogquery.filter.temporal import COLUMN_MAX_US, COLUMN_MIN_US, COMPARE, Linear, compare
+from apiserver.registry.auditlogquery.filter.literals import MAX_TIMESTAMP_NS, MIN_TIMESTAMP_NS
+from apiserver.registry.auditlogquery.filter.temporal import COLUMN_MAX_US, COLUMN_MIN_US, COMPARE, Linear, compare
 
 COLUMN = Linear("timestamp", 0, "timestamp", 1)
 _stored = st.integers(COLUMN_MIN_US, COLUMN_MAX_US)

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from polling import eventually
 
-from apiserver.http.certs import self_signed_serving
+from apiserver.machinery.certs import self_signed_serving
 from auditlog.listener import GuardedSite, ListenerLimits
 
 CAP = 20

@@ -18,7 +18,7 @@ from webhook_support import event_list, running_webhook
 
 from activity.cli import build_parser
 from activity.devtools.natsd import NatsServer
-from apiserver.command import settings_from_args
+from apiserver.server.options import settings_from_args
 from auditlog.listener import GuardedSite, ListenerLimits, listener_limits
 from auditlog.storage import Store
 from ingest.consumer.consumer import Consumer

@@ -23,7 +23,7 @@ from manifests_support import (
 from activity.cli import COMMANDS, env_name
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.authorize import PathMatcher
-from apiserver.http.metrics import ApiMetrics
+from apiserver.machinery.metrics import ApiMetrics
 from auditlog.addresses import parse_host_port
 from auditlog.config import parse_store_dsn
 from auditlog.probes import probe_app

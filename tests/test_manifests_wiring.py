@@ -26,9 +26,9 @@ from manifests_support import (
     workloads,
 )
 
-from apiserver.auditlogquery import definitions
-from apiserver.auditlogquery.cursor import load_cursor_key
-from apiserver.http.tracing import load_tracing_configuration
+from apiserver.apis.activity.v1alpha1 import register
+from apiserver.machinery.tracing import load_tracing_configuration
+from apiserver.registry.auditlogquery.cursor import load_cursor_key
 from auditlog.config import parse_store_dsn
 from ingest.consumer import command as consume_command
 from ingest.consumer.consumer import consumer_config
@@ -144,7 +144,7 @@ def test_the_apiservice_reaches_the_apiserver_over_verified_tls(monkeypatch: pyt
     apiserver = _program(monkeypatch, target, "apiserver")
     namespace = apiserver.workload["metadata"]["namespace"]
     api = one(docs, "APIService")
-    gv = definitions.GROUP_VERSION
+    gv = register.GROUP_VERSION
     assert api["metadata"]["name"] == f"{gv.version}.{gv.group}"
     assert (api["spec"]["group"], api["spec"]["version"]) == (gv.group, gv.version)
     assert not api["spec"].get("insecureSkipTLSVerify") and "caBundle" not in api["spec"]
@@ -201,7 +201,7 @@ def test_the_apiserver_may_delegate_and_users_may_query(monkeypatch: pytest.Monk
         "system:auth-delegator": ("ClusterRoleBinding", None),
         "extension-apiserver-authentication-reader": ("RoleBinding", "kube-system"),
     }
-    gv, resource = definitions.GROUP_VERSION, definitions.RESOURCE
+    gv, resource = register.GROUP_VERSION, register.RESOURCE
     querier = [
         r
         for r in find(docs, "ClusterRole")

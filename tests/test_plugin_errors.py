@@ -14,7 +14,7 @@ import pytest
 import yaml
 from plugin_support import PluginEnv, plugin
 
-from apiserver.http.status import forbidden
+from apiserver.machinery.status import forbidden
 from kubectl_activity.client import ActivityClient
 from kubectl_activity.errors import PluginError, status_message
 from kubectl_activity.transport import Response

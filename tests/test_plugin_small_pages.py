@@ -11,7 +11,7 @@ import pytest
 from apiserver_support import ApiServerEnv, apiserver_with_events
 from plugin_support import PluginEnv, posted_specs, statuses
 
-from apiserver.auditlogquery.types import QuerySettings
+from apiserver.registry.auditlogquery.settings import QuerySettings
 from auditlog.paging import MAX_PAGE_SIZE
 
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.cursor import Cursor, CursorCodec, load_cursor_key
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.timerange import TimeWindow
+from apiserver.registry.auditlogquery.cursor import Cursor, CursorCodec, load_cursor_key
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.timerange import TimeWindow
 from auditlog.reading import Position, Scope
 
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apiserver.auditlogquery.scope import ScopeUnresolved, scope_of
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
+from apiserver.registry.auditlogquery.scope import ScopeUnresolved, scope_of
 from auditlog.reading import Scope
 
 TYPE, NAME = "iam.miloapis.com/parent-type", "iam.miloapis.com/parent-name"

@@ -30,11 +30,11 @@ from query_support import (
     walk,
 )
 
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.scope import ScopeUnresolved
-from apiserver.auditlogquery.service import QueryService
-from apiserver.auditlogquery.timerange import format_time, to_us
-from apiserver.auditlogquery.types import QuerySpec
+from apiserver.apis.activity.v1alpha1.types import QuerySpec
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.scope import ScopeUnresolved
+from apiserver.registry.auditlogquery.service import QueryService
+from apiserver.registry.auditlogquery.timerange import format_time, to_us
 from auditlog.reading import Scope
 from auditlog.storage import Store
 

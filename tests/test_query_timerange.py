@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apiserver.auditlogquery.errors import InvalidQuery
-from apiserver.auditlogquery.timerange import (
+from apiserver.registry.auditlogquery.errors import InvalidQuery
+from apiserver.registry.auditlogquery.timerange import (
     format_duration,
     format_time,
     parse_time,
@@ -163,7 +163,7 @@ def test_an_absurd_window_is_refused_without_building_its_split(
 ) -> None:
     """0001 → 9999 is 121,734 windows of 30 days (it cost 1.85 s of CPU before its 422): only the three listed may
     be formatted."""
-    from apiserver.auditlogquery import timerange
+    from apiserver.registry.auditlogquery import timerange
 
     formatted: list[int] = []
     real = timerange.format_time

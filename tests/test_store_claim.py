@@ -154,7 +154,7 @@ def test_the_engines_own_output_becomes_json_log_lines(store_dsn: str) -> None:
     directory = _directory(store_dsn)
     script = (
         "import sys, clickhouse_connect\n"
-        "from apiserver.http.logs import configure_logging\n"
+        "from apiserver.machinery.logs import configure_logging\n"
         "from auditlog import engineoutput\n"
         "configure_logging('json')\n"
         "engineoutput.capture()\n"

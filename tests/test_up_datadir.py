@@ -13,7 +13,7 @@ from activity.devtools.up.errors import UpError
 from activity.devtools.up.layout import DataDir
 from activity.devtools.up.lock import DataDirLock
 from activity.devtools.up.pki import RENEW_BEFORE, LocalPki
-from apiserver.http.certs import VALIDITY, CertificateAuthority
+from apiserver.machinery.certs import VALIDITY, CertificateAuthority
 from auditlog.config import parse_store_dsn
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from cryptography import x509
 from multidict import MultiMapping
 
-from apiserver.auth.user import ANONYMOUS, AUTHENTICATED_GROUP, UNAUTHENTICATED_GROUP, UserInfo
+from apiserver.machinery.request import ANONYMOUS, AUTHENTICATED_GROUP, UNAUTHENTICATED_GROUP, UserInfo
 
 log = logging.getLogger(__name__)
 

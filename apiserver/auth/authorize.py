@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from cachetools import TLRUCache
 
-from apiserver.auth.cache import TTLCache
 from apiserver.auth.kubeclient import KubeAPIError, KubeClient
-from apiserver.auth.user import MASTERS_GROUP, UserInfo
-from apiserver.http.status import ApiError, forbidden, forbidden_path
+from apiserver.machinery.request import MASTERS_GROUP, UserInfo
+from apiserver.machinery.status import ApiError, forbidden, forbidden_path
 
 log = logging.getLogger(__name__)
 
 PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+MAX_CACHED = 4096  # decisions kept, least recently used dropped first
 ALLOW_TTL_SECONDS = 10.0  # kube's --authorization-webhook-cache-authorized-ttl for delegated servers
 DENY_TTL_SECONDS = 10.0  # kube's --authorization-webhook-cache-unauthorized-ttl
 # kube's defaults are the three exact paths; sub-paths (/readyz/<check>) too, since probes and people use them
@@ -180,7 +181,8 @@ class SubjectAccessReviewer:
         self._client = client
         self._allow_ttl = allow_ttl
         self._deny_ttl = deny_ttl
-        self._cache: TTLCache[Decision] = TTLCache()
+        # an allow and a deny live for different times: the entry's own time to use
+        self._cache: TLRUCache[str, Decision] = TLRUCache(MAX_CACHED, self._expiry)
 
     async def review(self, attributes: Attributes) -> Decision:
         spec = _review_spec(attributes)
@@ -195,8 +197,12 @@ class SubjectAccessReviewer:
             raise AuthorizationUnavailable(f"SubjectAccessReview failed: {e}") from None
         status = review.get("status") or {}
         decision = Decision(allowed=bool(status.get("allowed")), reason=str(status.get("reason") or ""))
-        self._cache.put(key, decision, self._allow_ttl if decision.allowed else self._deny_ttl)
+        if (self._allow_ttl if decision.allowed else self._deny_ttl) > 0:
+            self._cache[key] = decision
         return decision
+
+    def _expiry(self, _key: str, decision: Decision, now: float) -> float:
+        return now + (self._allow_ttl if decision.allowed else self._deny_ttl)
 
 
 class Authorizer:

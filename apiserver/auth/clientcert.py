@@ -11,7 +11,7 @@ from cryptography.x509.oid import NameOID
 
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
 from apiserver.auth.trust import CABundleSource, CertificateRejected, ClientCertificateVerifier
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
 
 
 class ClientCertAuthenticator:

@@ -19,7 +19,7 @@ from multidict import MultiMapping
 
 from apiserver.auth.authorize import Attributes, Authorizer
 from apiserver.auth.requestheader import extra_key
-from apiserver.auth.user import ANONYMOUS, AUTHENTICATED_GROUP, UNAUTHENTICATED_GROUP, UserInfo
+from apiserver.machinery.request import ANONYMOUS, AUTHENTICATED_GROUP, UNAUTHENTICATED_GROUP, UserInfo
 
 USER_HEADER = "Impersonate-User"
 GROUP_HEADER = "Impersonate-Group"

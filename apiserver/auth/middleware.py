@@ -26,14 +26,11 @@ from apiserver.auth.authorize import (
 )
 from apiserver.auth.impersonation import ImpersonationDenied, ImpersonationInvalid, impersonate, is_impersonation_header
 from apiserver.auth.requestheader import RequestHeaderAuthenticator
-from apiserver.auth.user import UserInfo
-from apiserver.http.status import bad_request, internal_error, status_response, unauthorized
+from apiserver.machinery.request import IMPERSONATOR_KEY, USER_KEY, UserInfo
+from apiserver.machinery.status import bad_request, internal_error, status_response, unauthorized
 
 log = logging.getLogger(__name__)
 
-USER_KEY: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
-# the authenticated caller, when it acts as USER_KEY's user by impersonation
-IMPERSONATOR_KEY: web.RequestKey[UserInfo] = web.RequestKey("impersonator", UserInfo)
 NO_REASON = "no rule allows it (the authorizer gave no reason)"
 
 

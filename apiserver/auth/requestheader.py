@@ -21,7 +21,7 @@ from multidict import MultiMapping
 from apiserver.auth.authenticate import AuthenticationFailed, AuthenticationRefused, Credentials
 from apiserver.auth.clientcert import ClientCertAuthenticator
 from apiserver.auth.trust import CABundleSource
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
 
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 

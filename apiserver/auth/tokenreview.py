@@ -12,14 +12,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from cachetools import TTLCache
+
 from apiserver.auth.authenticate import AuthenticationFailed, Credentials
-from apiserver.auth.cache import TTLCache
 from apiserver.auth.kubeclient import KubeAPIError, KubeClient
-from apiserver.auth.user import UserInfo
+from apiserver.machinery.request import UserInfo
 
 log = logging.getLogger(__name__)
 
 PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+MAX_CACHED = 4096  # answers kept, least recently used dropped first (client-go's webhook cache size)
 CACHE_TTL_SECONDS = 10.0  # kube's --authentication-token-webhook-cache-ttl for delegated servers
 
 
@@ -39,7 +41,7 @@ class TokenReviewAuthenticator:
         self._client = client
         self._ttl = ttl
         # the cached value: the user, or the reason the token was refused
-        self._cache: TTLCache[UserInfo | str] = TTLCache()
+        self._cache: TTLCache[str, UserInfo | str] = TTLCache(MAX_CACHED, ttl)
 
     async def authenticate(self, credentials: Credentials) -> UserInfo | None:
         token = credentials.bearer_token
@@ -49,7 +51,8 @@ class TokenReviewAuthenticator:
         answer = self._cache.get(key)
         if answer is None:
             answer = await self._review(token)
-            self._cache.put(key, answer, self._ttl)
+            if self._ttl > 0:
+                self._cache[key] = answer
         if isinstance(answer, str):
             raise AuthenticationFailed(f"bearer token: {answer}")
         return answer

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cachetools import TTLCache
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from apiserver.auth.cache import TTLCache
-
 log = logging.getLogger(__name__)
 
 VERIFIED_TTL_SECONDS = 10.0
+MAX_CACHED_VERIFICATIONS = 4096
 # How often a CA file may be stat()ed. A stat costs ~3 us here and runs at TLS handshakes and authentications;
 # the limit only keeps a connection storm from turning into a syscall storm. Rotation is seen within a second.
 FILE_CHECK_INTERVAL_SECONDS = 1.0
@@ -140,7 +140,7 @@ class ClientCertificateVerifier:
     def __init__(self, ca: CABundleSource, ttl: float = VERIFIED_TTL_SECONDS) -> None:
         self._ca = ca
         self._ttl = ttl
-        self._verified: TTLCache[bool] = TTLCache()
+        self._verified: TTLCache[str, bool] = TTLCache(MAX_CACHED_VERIFICATIONS, ttl)
 
     def verified(self, certificate: x509.Certificate | None) -> x509.Certificate | None:
         """The certificate if it verifies; None if there is none or no bundle; CertificateRejected otherwise."""
@@ -170,4 +170,5 @@ class ClientCertificateVerifier:
             verifier.verify(leaf, [])
         except verification.VerificationError as e:
             raise CertificateRejected(f"{leaf.subject.rfc4514_string()} not verified by {bundle.source}: {e}") from None
-        self._verified.put(key, True, self._ttl)
+        if self._ttl > 0:
+            self._verified[key] = True

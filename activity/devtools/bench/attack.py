@@ -16,7 +16,8 @@ never lost (no run of `--failure-threshold` failed polls, as Kubernetes counts t
 met/missed only: the ingest rate under attack within 20% of the baseline.
 
 `python -m activity.devtools.bench.attack attacker CONFIG_JSON` is the attacker (a process of its own, so its work
-is not the bench's): it prints `ready` once its payloads are built, then one JSON line with what it sent and was answered.
+is not the bench's): it prints `ready` once its payloads are built, then one JSON line with what it sent and was
+answered.
 """
 
 from __future__ import annotations

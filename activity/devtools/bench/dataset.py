@@ -15,7 +15,7 @@ from datetime import datetime
 import orjson
 
 from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
-from apiserver.auditlogquery.timerange import to_us
+from apiserver.registry.auditlogquery.timerange import to_us
 from auditlog.events import parse_timestamp
 from auditlog.storage import EVENTS_TABLE, Store
 

@@ -30,11 +30,12 @@ import orjson
 import yaml
 
 from activity.devtools.loadgen.events import EventGenerator, GeneratorSettings
-from apiserver.app import ApiServerHandle, ApiServerSettings, start_apiserver
-from apiserver.auditlogquery.types import QuerySettings
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.authorize import Mode
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
+from apiserver.registry.auditlogquery.settings import QuerySettings
+from apiserver.server.apiserver import ApiServerHandle, start_apiserver
+from apiserver.server.options import ApiServerSettings
 from auditlog.config import parse_store_dsn
 from auditlog.schema import migrate
 

@@ -26,13 +26,14 @@ import aiohttp
 import orjson
 
 from activity.devtools.bench.dataset import History, anchor_for, grow, prepare_pool, settle
-from apiserver.app import ApiServerSettings, start_apiserver
-from apiserver.auditlogquery.filter import compile_filter
-from apiserver.auditlogquery.timerange import format_duration, format_time
-from apiserver.auditlogquery.types import QuerySettings
 from apiserver.auth.authconfig import AuthSettings
 from apiserver.auth.authorize import Mode
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
+from apiserver.registry.auditlogquery.filter import compile_filter
+from apiserver.registry.auditlogquery.settings import QuerySettings
+from apiserver.registry.auditlogquery.timerange import format_duration, format_time
+from apiserver.server.apiserver import start_apiserver
+from apiserver.server.options import ApiServerSettings
 from auditlog.config import parse_store_dsn
 from auditlog.durations import parse_timedelta
 from auditlog.reading import PageQuery, read_page_sync

@@ -14,8 +14,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from apiserver.app import SELF_SIGNED_HOSTS
-from apiserver.http.certs import CertificateAuthority
+from apiserver.machinery.certs import CertificateAuthority
+from apiserver.server.options import SELF_SIGNED_HOSTS
 
 USER = "activity-admin"
 GROUPS = ("system:masters",)

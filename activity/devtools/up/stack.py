@@ -28,12 +28,8 @@ from activity.devtools.up.kubeconfig import write_kubeconfig
 from activity.devtools.up.layout import HOST, DataDir, Ports
 from activity.devtools.up.lock import DataDirLock
 from activity.devtools.up.pki import LocalPki
-from apiserver.app import ApiServerHandle, ApiServerSettings, start_apiserver
-from apiserver.auditlogquery.cursor import load_cursor_key
-from apiserver.auditlogquery.types import QuerySettings
-from apiserver.auth.authconfig import AuthSettings
-from apiserver.auth.authorize import Mode
-from apiserver.auth.requestheader import RequestHeaderConfig
+from apiserver.server.apiserver import ApiServerHandle, start_apiserver
+from apiserver.server.options import single_user_settings
 from auditlog.config import StoreConfig, parse_store_dsn
 from auditlog.schema import migrate
 from auditlog.storage import Store
@@ -47,10 +43,6 @@ from ingest.webhook.service import WebhookHandle, start_webhook
 from ingest.webhook.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
-
-# Front-proxy (X-Remote-*) identities are accepted only from a certificate with this CN, which `up` never issues:
-# naming the CA keeps the API server from looking for kube-apiserver's configmap, the name keeps it shut.
-_NO_FRONT_PROXY = RequestHeaderConfig(allowed_names=("front-proxy-client",))
 
 
 @dataclass(frozen=True)
@@ -203,15 +195,9 @@ class Stack:
 
     async def _start_apiserver(self, config: StoreConfig) -> None:
         s, pki = self.settings, self.pki
-        settings = ApiServerSettings(
-            query=QuerySettings(cursor_key=load_cursor_key(str(pki.cursor_key))),
-            auth=AuthSettings(
-                client_ca_file=pki.ca_cert,
-                requestheader_client_ca_file=pki.ca_cert,
-                requestheader=_NO_FRONT_PROXY,
-                # one local user, holding the only client certificate: no cluster to delegate decisions to
-                authorization_mode=Mode.ALWAYS_ALLOW,
-            ),
+        settings = single_user_settings(
+            ca_cert=pki.ca_cert,
+            cursor_key_file=pki.cursor_key,
             bind_address=HOST,
             secure_port=s.ports.apiserver,
             tls_cert_file=pki.serving_cert,

@@ -1,0 +1,1 @@
+"""The activity.miloapis.com API group."""

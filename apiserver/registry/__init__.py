@@ -1,0 +1,1 @@
+"""The resources this server serves, one package each (Kubernetes' pkg/registry)."""

@@ -1,0 +1,1 @@
+"""AuditLogQuery: strategy, create handler, query service, cursor, time range, scope and CEL filter."""

@@ -1,0 +1,1 @@
+"""Server wiring: options (flags → settings → complete) and the running server (new)."""
