@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +292,20 @@ def test_the_fast_check_builds_nothing_for_an_item_over_the_size_limit() -> None
     assert peak < 4 * len(body), peak
 
 
+@pytest.fixture
+def default_recursion_limit() -> Iterator[None]:
+    """The exact parser's reach follows the interpreter's recursion limit, which cel-python (a test dependency, never
+    loaded by the services) raises when imported: the services run at Python's default."""
+    kept = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(kept)
+
+
 @pytest.mark.parametrize("depth", [150, 300, 900, 1010])
+@pytest.mark.usefixtures("default_recursion_limit")
 def test_keys_are_checked_at_any_depth_the_store_takes(depth: int) -> None:
     # jiter stops at 200 levels, the exact parser near 1000, simdjson and orjson at 1024: past the first the exact
     # parser decides, past the second the event is refused as unchecked rather than stored unchecked.
