@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -148,12 +148,18 @@ class Proxy:
 
 
 def _pump(a: socket.socket, b: socket.socket) -> None:
+    # A selector, not select.select(): late in a long test run this process holds descriptors past 1024.
+    selector = selectors.DefaultSelector()
+    selector.register(a, selectors.EVENT_READ)
+    selector.register(b, selectors.EVENT_READ)
     try:
         while True:
-            readable, _, _ = select.select([a, b], [], [], 30)
-            if not readable:
+            ready = selector.select(30)
+            if not ready:
                 return
-            for sock in readable:
+            for key, _ in ready:
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
                 data = sock.recv(65536)
                 if not data:
                     return
@@ -161,6 +167,7 @@ def _pump(a: socket.socket, b: socket.socket) -> None:
     except OSError:
         return
     finally:
+        selector.close()
         a.close()
         b.close()
 
