@@ -59,8 +59,11 @@ def test_one_comprehension_over_any_field_passes(field: Field) -> None:
     path = field.path
     body = "x.startsWith('a') && (x.endsWith('b') || x.contains('c')) && x.matches('^[a-z]+$') && size(x) > 3"
     for macro in ("exists", "all", "exists_one"):
-        compile_filter(f"verb == 'get' && {path}.{macro}(x, {body})")
-    compile_filter("user.groups.exists(g, sourceIPs.exists(ip, ip == g))")  # a nest of small fields
+        source = f"verb == 'get' && {path}.{macro}(x, {body})"
+        assert estimate(check(source)).cost <= MAX_FILTER_COST
+        assert compile_filter(source).where  # translated, not refused
+    nest = "user.groups.exists(g, sourceIPs.exists(ip, ip == g))"  # a nest of small fields
+    assert estimate(check(nest)).cost <= MAX_FILTER_COST and compile_filter(nest).where
 
 
 _ranges = st.sampled_from([f.path for f in COLLECTIONS] + ["['a', 'b', 'c']"])

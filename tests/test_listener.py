@@ -181,7 +181,9 @@ async def test_a_slowloris_is_cut_at_the_header_timeout(plain: Served) -> None:
 
 async def test_a_client_that_never_sends_a_request_is_closed_at_the_header_timeout(plain: Served) -> None:
     reader, _ = await _connect(plain)
-    await _closed_by_server(reader)
+    started = time.monotonic()
+    assert await _closed_by_server(reader) == b""  # closed without an answer
+    assert time.monotonic() - started >= LIMITS.header_timeout_s * 0.9  # by the header timeout, not at once
     await eventually(lambda: plain.site.connections == 0, "the listener to let go of it")
 
 
