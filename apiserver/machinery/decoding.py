@@ -115,6 +115,11 @@ def _scan(body: bytes) -> None:
                     raise _Refused(f"the request body is nested too deeply (more than {MAX_NESTING_DEPTH} levels)")
             elif isinstance(event, _UNNESTING):
                 depth -= 1
+    except yaml.MarkedYAMLError as err:
+        # libyaml (PyYAML >= 6.0.4) scans ahead and stops deep flow collections itself, before the events say so
+        if err.problem == "exceeded maximum nesting depth":
+            raise _Refused(f"the request body is nested too deeply (more than {MAX_NESTING_DEPTH} levels)") from None
+        raise
     finally:
         scanner.dispose()
 
